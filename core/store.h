@@ -1,0 +1,111 @@
+/* store.h - the run store: one SQLite database per run directory.
+ *
+ * WAL mode, foreign keys on, schema versioned by PRAGMA user_version with forward
+ * migrations. Everything a step produces (its metrics, its samples, their reward parts)
+ * is written in one transaction, so a process killed at any moment leaves a database
+ * that passes integrity_check and holds every step that finished. See docs/run-store.md. */
+#ifndef RLVR_STORE_H
+#define RLVR_STORE_H
+
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct store store;
+
+/* The schema version this build writes; older databases are migrated on open, newer
+ * ones are refused with a message naming both versions. */
+#define STORE_SCHEMA_VERSION 1
+
+/* Opens (creating it and its directory when `create` is set) the database at `path`. */
+store *store_open(const char *path, int create, rlvr_err *e);
+/* Opens an existing database read-only (for `rlvr runs` and reports). */
+store *store_open_readonly(const char *path, rlvr_err *e);
+void store_close(store *s);
+/* The underlying handle, for tests and reports that run their own SQL. */
+struct sqlite3 *store_db(store *s);
+
+typedef struct store_run_info {
+    const char *name;
+    const char *config_lua;   /* the fully resolved config (config_to_lua) */
+    const char *rlvr_version;
+    const char *model_path;
+    int64_t seed;
+    const char *status;       /* "running", "dry-run", ... */
+} store_run_info;
+
+/* Inserts a run; returns its id (> 0) or -1. Records started_at, host and pid. */
+int64_t store_run_begin(store *s, const store_run_info *info, rlvr_err *e);
+/* Sets status ("finished", "failed", "interrupted") and finished_at. */
+int store_run_finish(store *s, int64_t run_id, const char *status, rlvr_err *e);
+
+/* A metric the steps table has no column for (e.g. "reward/accuracy_mean"). */
+typedef struct store_metric {
+    const char *name;
+    double value;
+} store_metric;
+
+/* One step's metrics. NaN means "not measured" and is stored as NULL. */
+typedef struct store_step {
+    int64_t step;
+    double started_at; /* Unix seconds */
+    double wall_s;
+    double reward_mean, reward_std, accuracy;
+    double loss, kl, entropy, grad_norm, lr, clip_frac;
+    double adv_mean, adv_std;
+    double response_len_mean, response_len_max, frac_truncated, frac_zero_std_groups;
+    int64_t tokens_generated;
+    double gen_s, score_s, train_s;
+    double gen_tokens_per_s, train_tokens_per_s;
+    const store_metric *extra;
+    int n_extra;
+} store_step;
+
+/* Initializes every double of `st` to NaN and the rest to zero. */
+void store_step_init(store_step *st);
+
+typedef struct store_reward {
+    const char *name;   /* "accuracy", "format", ... or "reward" for a single number */
+    double value;
+    const char *status; /* "ok", "error" or "timeout" */
+    const char *detail; /* the error message, or NULL */
+} store_reward;
+
+typedef struct store_sample {
+    int64_t prompt_id;
+    int group_index, sample_index;
+    const char *prompt, *completion;
+    int n_prompt_tokens, n_completion_tokens;
+    const char *finish_reason; /* "stop" or "length" */
+    double reward, advantage;
+    int64_t policy_version;
+    const int32_t *completion_ids; /* n_completion_tokens ids, or NULL */
+    const float *logprobs;         /* the sampling log-prob of each completion token, or NULL */
+    const store_reward *rewards;
+    int n_rewards;
+} store_sample;
+
+/* Writes a step, its samples and their reward parts in one transaction. */
+int store_write_step(store *s, int64_t run_id, const store_step *st, const store_sample *samples, int n_samples,
+                     rlvr_err *e);
+
+/* Appends to the events table ("info", "warning", "error"). */
+int store_event(store *s, int64_t run_id, const char *level, const char *message, rlvr_err *e);
+
+/* One row of `rlvr runs`. */
+typedef struct store_run_summary {
+    int64_t id;
+    char name[128];
+    char status[32];
+    char started_at[32];
+    int64_t last_step;     /* -1 when no step finished */
+    double last_reward;    /* NaN when unknown */
+    int64_t n_samples;
+    int64_t pid;
+    char host[128];
+} store_run_summary;
+
+/* Calls `fn` for each run in the database, oldest first. */
+int store_list_runs(store *s, int (*fn)(const store_run_summary *, void *), void *ctx, rlvr_err *e);
+
+#endif

@@ -1,0 +1,16 @@
+/* cmd_reserved.c - commands that are named and documented but not built yet: each
+ * lands with its own issue and until then exits 2 with "'X' is not available yet". */
+#include "commands.h"
+
+#define RESERVED(var, cname, csummary, cusage)                                                       \
+    const command var = {.name = cname, .summary = csummary, .usage = cusage, .run = 0}
+
+RESERVED(cmd_train, "train", "Train a model with RL from verifiable rewards (GRPO/PPO)", "[CONFIG.lua] [options]");
+RESERVED(cmd_runs, "runs", "List the runs in a runs directory with status and last step", "[DIR] [options]");
+RESERVED(cmd_sft, "sft", "Supervised fine-tuning on prompt/response pairs", "[CONFIG.lua] [options]");
+RESERVED(cmd_generate, "generate", "Generate samples from a model", "--model DIR (--prompt TEXT | --prompts FILE.jsonl) [options]");
+RESERVED(cmd_score, "score", "Per-token log-probabilities of given texts or token ids", "--model DIR --in FILE.jsonl [options]");
+RESERVED(cmd_eval, "eval", "Evaluate a model's accuracy on a dataset with a reward script", "[CONFIG.lua] [options]");
+RESERVED(cmd_reward, "reward", "Score completions with a reward script", "--script NAME|FILE.lua --in IN.jsonl [options]");
+RESERVED(cmd_tokenize, "tokenize", "Encode or decode JSONL lines with a Hugging Face tokenizer", "--tokenizer PATH [options]");
+RESERVED(cmd_report, "report", "Summarize a run from its database", "[RUN_DIR|run.db] [options]");

@@ -1,0 +1,7 @@
+/* rl.h - the public header of rl/: the trainer's pieces. */
+#ifndef RLVR_RL_H
+#define RLVR_RL_H
+
+#include "schedule.h"
+
+#endif

@@ -1,0 +1,14 @@
+/* rollout.h - the public header of rollout/: generating samples.
+ *
+ * Now: why a sample ended, and sampling one token from logits (sampling.h).
+ * Later: the KV cache, the continuous-batching scheduler and speculative decoding. */
+#ifndef RLVR_ROLLOUT_H
+#define RLVR_ROLLOUT_H
+
+typedef enum rollout_finish { ROLLOUT_STOP = 0, ROLLOUT_LENGTH } rollout_finish;
+
+/* "stop" (an end-of-sequence token or stop string) or "length" (max_new_tokens):
+ * the values of samples.finish_reason in the run store. */
+const char *rollout_finish_name(rollout_finish f);
+
+#endif
