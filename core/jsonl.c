@@ -88,10 +88,13 @@ jsonl_status jsonl_next(jsonl_reader *r, cJSON **obj, rlvr_err *e) {
             return JSONL_BAD_LINE;
         }
         const char *end = NULL;
-        cJSON *v = cJSON_ParseWithLengthOpts(r->buf, n, &end, 1);
-        if (!v) {
-            long col = end ? (long)(end - r->buf) + 1 : 1;
-            if (end && end < r->buf) col = 1;
+        cJSON *v = cJSON_ParseWithLengthOpts(r->buf, n, &end, 0);
+        /* Only white space may follow the value on the line. */
+        const char *rest = v ? end : NULL;
+        while (rest && rest < r->buf + n && (*rest == ' ' || *rest == '\t')) rest++;
+        if (!v || rest != r->buf + n) {
+            long col = end && end >= r->buf ? (long)(end - r->buf) + 1 : 1;
+            cJSON_Delete(v);
             err_set(e, "%s:%ld: not valid JSON (at column %ld)", r->name, r->line, col);
             return JSONL_BAD_LINE;
         }

@@ -1,0 +1,15 @@
+/* core.h - the public header of core/: everything the other folders stand on. */
+#ifndef RLVR_CORE_H
+#define RLVR_CORE_H
+
+#include "cli.h"
+#include "config.h"
+#include "cpu_ops.h"
+#include "err.h"
+#include "jsonl.h"
+#include "progress.h"
+#include "rng.h"
+#include "store.h"
+#include "util.h"
+
+#endif
