@@ -5,8 +5,6 @@
 #define RESERVED(var, cname, csummary, cusage)                                                       \
     const command var = {.name = cname, .summary = csummary, .usage = cusage, .run = 0}
 
-RESERVED(cmd_train, "train", "Train a model with RL from verifiable rewards (GRPO/PPO)", "[CONFIG.lua] [options]");
-RESERVED(cmd_runs, "runs", "List the runs in a runs directory with status and last step", "[DIR] [options]");
 RESERVED(cmd_sft, "sft", "Supervised fine-tuning on prompt/response pairs", "[CONFIG.lua] [options]");
 RESERVED(cmd_generate, "generate", "Generate samples from a model", "--model DIR (--prompt TEXT | --prompts FILE.jsonl) [options]");
 RESERVED(cmd_score, "score", "Per-token log-probabilities of given texts or token ids", "--model DIR --in FILE.jsonl [options]");
