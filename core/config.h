@@ -50,12 +50,24 @@ const cfg_key *config_schema(size_t *n);
 /* Fills `c` with the defaults (the embedded default run). Returns -1 only on OOM. */
 int config_init(rlvr_config *c, rlvr_err *e);
 
-/* Runs the Lua file at `path` and applies the table it returns over the current values. */
+/* Deep-copies `src` into `dst` (which is overwritten, not freed). -1 only on OOM. */
+int config_copy(rlvr_config *dst, const rlvr_config *src, rlvr_err *e);
+
+/* The path of the first key (schema order) whose values differ, or NULL when every key
+ * is equal (numbers compared bitwise; source_path is ignored). */
+const char *config_diff(const rlvr_config *a, const rlvr_config *b);
+
+/* Runs the Lua file at `path` and applies the table it returns over the current values.
+ * On error `c` is unchanged and the message is "path:line: ..." (or "path: ..." where
+ * no line can be found). Sets c->source_path on success. */
 int config_load_file(rlvr_config *c, const char *path, rlvr_err *e);
 
 /* Applies one override, "key.sub=value". The value is read as the key's type: numbers
- * and integers strictly, booleans as true/false, strings verbatim, lists as a Lua table
- * constructor ({"a", "b"}) or comma-separated words. */
+ * strictly (strtod, whole string, finite), integers as decimal or as any integral number
+ * strtod reads ("1e3"), booleans as true/false, yes/no, on/off, 1/0 (any case), strings
+ * verbatim, lists as a Lua table constructor ({"a", "b"}, evaluated in a fresh luabox) or
+ * comma-separated words (trimmed; "" is the empty list). Messages start with
+ * "--set <assignment>: ". On error `c` is unchanged. */
 int config_set(rlvr_config *c, const char *assignment, rlvr_err *e);
 
 /* Checks rules that span keys (kv_heads divides heads, min_digits <= max_digits, ...). */

@@ -1,0 +1,389 @@
+/* luabox.c - the restricted Lua state: safe libraries, text-only `load`, a `require`
+ * confined to one folder and rlvr's embedded modules, and memory / time budgets.
+ *
+ * Allocator contract (lua_Alloc): `used` counts the bytes Lua holds; a request that would
+ * take it past `limit` fails, which Lua turns into a "not enough memory" error after an
+ * emergency collection. Budgets are checked in a count hook, so they bound Lua code; a
+ * single long C call (a pathological string.find) is not interrupted - a process-level
+ * timeout (the reward sandbox) covers that. */
+#include "luabox.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lualib.h"
+#include "util.h"
+
+/* Lua's own lualib.h is shadowed by rlvr's lua/lualib.h on the include path, so the five
+ * library openers used here are declared directly (they are Lua's stable C API). */
+int luaopen_base(lua_State *L);
+int luaopen_string(lua_State *L);
+int luaopen_table(lua_State *L);
+int luaopen_math(lua_State *L);
+int luaopen_utf8(lua_State *L);
+
+/* Instructions between two budget checks: small enough to stop within microseconds,
+ * large enough that the hook costs nothing measurable. */
+#define BOX_HOOK_EVERY 1000
+/* Deepest chain of modules being loaded at once (a requires b requires c ...). */
+#define BOX_MAX_DEPTH 32
+#define BOX_MAX_NAME 200
+
+struct luabox {
+    lua_State *L;
+    size_t used, limit;
+    long long max_instructions, instructions;
+    double max_seconds, deadline;
+    int mem_refused; /* the allocator refused a request during this call */
+    char *module_dir;
+    /* Modules being loaded, outermost first: for naming a require cycle. Fixed storage
+     * so that a Lua error (a longjmp) can never leak it. */
+    int depth;
+    char loading[BOX_MAX_DEPTH][BOX_MAX_NAME + 1];
+    /* Every file path given to Lua as "@path", to undo Lua's shortening of long chunk
+     * names ("...end/of/the/path.lua:3:") in error messages. */
+    char **paths;
+    size_t n_paths, cap_paths;
+};
+
+/* The registry key of the table of loaded modules. */
+static const char box_loaded_key = 0;
+
+static void *box_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    luabox *b = ud;
+    /* With ptr == NULL, osize is a type tag, not a size. */
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        b->used -= old;
+        return NULL;
+    }
+    if (b->limit && nsize > old && b->used - old + nsize > b->limit) {
+        b->mem_refused = 1;
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (!p) {
+        b->mem_refused = 1;
+        return NULL;
+    }
+    b->used = b->used - old + nsize;
+    return p;
+}
+
+/* Warnings (e.g. from a failing __gc) would go to stderr; a library does not print. */
+static void box_warn(void *ud, const char *msg, int tocont) {
+    (void)ud, (void)msg, (void)tocont;
+}
+
+static void box_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    luabox *b = *(luabox **)lua_getextraspace(L);
+    b->instructions += BOX_HOOK_EVERY;
+    if (b->max_instructions && b->instructions > b->max_instructions) {
+        luaL_where(L, 0);
+        lua_pushfstring(L, "the script ran more than %I Lua instructions (is there an endless loop?)",
+                        (lua_Integer)b->max_instructions);
+        lua_concat(L, 2);
+        lua_error(L);
+    }
+    if (b->max_seconds > 0 && util_now() > b->deadline) {
+        luaL_where(L, 0);
+        lua_pushfstring(L, "the script ran longer than %f seconds (is there an endless loop?)", b->max_seconds);
+        lua_concat(L, 2);
+        lua_error(L);
+    }
+}
+
+static int box_remember_path(luabox *b, const char *path) {
+    for (size_t i = 0; i < b->n_paths; i++)
+        if (strcmp(b->paths[i], path) == 0) return 0;
+    if (b->n_paths == b->cap_paths) {
+        size_t cap = b->cap_paths ? 2 * b->cap_paths : 8;
+        char **p = realloc(b->paths, cap * sizeof *p);
+        if (!p) return -1;
+        b->paths = p;
+        b->cap_paths = cap;
+    }
+    char *copy = util_strdup(path);
+    if (!copy) return -1;
+    b->paths[b->n_paths++] = copy;
+    return 0;
+}
+
+/* ---- load: text only --------------------------------------------------------------- */
+
+/* Wraps the base library's load (upvalue 1) with mode forced to "t": precompiled chunks
+ * can crash the VM, so they are never accepted. The environment stays the sandbox's
+ * globals unless the caller passes one. */
+static int box_load(lua_State *L) {
+    int n = lua_gettop(L);
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, 1, &len);
+        if (len > 0 && s[0] == LUA_SIGNATURE[0]) {
+            luaL_pushfail(L);
+            lua_pushliteral(L, "load: precompiled (binary) chunks are not allowed; pass Lua source text");
+            return 2;
+        }
+    }
+    if (n < 3) lua_settop(L, 3); /* the env argument (4) stays absent: absent is not nil */
+    lua_pushliteral(L, "t");
+    lua_replace(L, 3);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* ---- require --------------------------------------------------------------------- */
+
+static int box_valid_module_name(const char *name, size_t len) {
+    if (len == 0 || len > BOX_MAX_NAME || name[0] == '.' || name[len - 1] == '.' || strstr(name, ".."))
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+              c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Loads module `name`'s chunk onto the stack; raises "module not found" when neither the
+ * module folder nor rlvr's modules have it. */
+static void box_find_module(lua_State *L, luabox *b, const char *name) {
+    char path[4096] = "";
+    if (b->module_dir) {
+        char rel[BOX_MAX_NAME + 8];
+        snprintf(rel, sizeof rel, "%s", name);
+        for (char *p = rel; *p; p++)
+            if (*p == '.') *p = '/';
+        snprintf(path, sizeof path, "%s/%s.lua", b->module_dir, rel);
+        if (util_is_file(path)) {
+            lua_pushfstring(L, "@%s", path); /* before any malloc: this may raise */
+            rlvr_err e;
+            size_t len;
+            char *src = util_read_file(path, &len, &e);
+            if (!src) luaL_error(L, "require '%s': %s", name, e.msg);
+            int remembered = box_remember_path(b, path);
+            int st = luaL_loadbufferx(L, src, len, lua_tostring(L, -1), "t");
+            free(src);
+            if (remembered != 0) luaL_error(L, "require '%s': out of memory", name);
+            if (st != LUA_OK) lua_error(L);
+            lua_remove(L, -2); /* the chunk name */
+            return;
+        }
+    }
+    lualib_source ls;
+    if (lualib_find(name, &ls) == 0) {
+        lua_pushfstring(L, "@%s", ls.path);
+        /* lua_pushfstring may have raised before this point; from here nothing raises
+         * until the source is freed. */
+        int st = luaL_loadbufferx(L, ls.src, ls.len, lua_tostring(L, -1), "t");
+        lualib_source_free(&ls);
+        if (st != LUA_OK) lua_error(L);
+        lua_remove(L, -2);
+        return;
+    }
+    if (b->module_dir) luaL_error(L, "module '%s' not found: looked in %s and rlvr's modules", name, path);
+    luaL_error(L, "module '%s' not found: looked in rlvr's modules", name);
+}
+
+static int box_require(lua_State *L) {
+    luabox *b = lua_touserdata(L, lua_upvalueindex(1));
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    if (!box_valid_module_name(name, len) || strlen(name) != len)
+        return luaL_error(L,
+                          "require '%s': not a module name (use dots for folders, e.g. 'presets.base'; "
+                          "'/' and '..' are not allowed)",
+                          name);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &box_loaded_key);
+    if (lua_getfield(L, -1, name) != LUA_TNIL) return 1;
+    lua_pop(L, 2);
+
+    for (int i = 0; i < b->depth; i++) {
+        if (strcmp(b->loading[i], name) != 0) continue;
+        luaL_Buffer chain;
+        luaL_buffinit(L, &chain);
+        for (int k = i; k < b->depth; k++) {
+            luaL_addstring(&chain, b->loading[k]);
+            luaL_addstring(&chain, " -> ");
+        }
+        luaL_addstring(&chain, name);
+        luaL_pushresult(&chain);
+        return luaL_error(L, "require cycle: %s", lua_tostring(L, -1));
+    }
+    if (b->depth == BOX_MAX_DEPTH) return luaL_error(L, "require '%s': modules nested deeper than %d", name, BOX_MAX_DEPTH);
+
+    box_find_module(L, b, name);
+    lua_pushstring(L, name); /* the module's `...`, as in standard Lua */
+    /* Nothing between marking and unmarking can raise: the call is protected. */
+    memcpy(b->loading[b->depth], name, len + 1);
+    b->depth++;
+    int st = lua_pcall(L, 1, 1, 0);
+    b->depth--;
+    if (st != LUA_OK) return lua_error(L);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &box_loaded_key);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* ---- creation -------------------------------------------------------------------- */
+
+/* Runs protected, so an allocation failure while opening libraries is an error, not a
+ * panic. */
+static int box_open(lua_State *L) {
+    luabox *b = lua_touserdata(L, 1);
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base}, {"string", luaopen_string}, {"table", luaopen_table},
+        {"math", luaopen_math},    {"utf8", luaopen_utf8},
+    };
+    for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++) {
+        luaL_requiref(L, libs[i].name, libs[i].func, 1);
+        lua_pop(L, 1);
+    }
+    lua_pushglobaltable(L);
+    /* Files are reached only through require; printing is the caller's business. */
+    static const char *const removed[] = {"dofile", "loadfile", "print", "warn"};
+    for (size_t i = 0; i < sizeof removed / sizeof removed[0]; i++) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, removed[i]);
+    }
+    lua_getfield(L, -1, "load");
+    lua_pushcclosure(L, box_load, 1);
+    lua_setfield(L, -2, "load");
+    lua_pushlightuserdata(L, b);
+    lua_pushcclosure(L, box_require, 1);
+    lua_setfield(L, -2, "require");
+    /* string.dump turns functions into bytecode, which nothing here may load. */
+    lua_getfield(L, -1, "string");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 2);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &box_loaded_key);
+    return 0;
+}
+
+luabox *luabox_new(const luabox_opts *opts, rlvr_err *e) {
+    luabox *b = calloc(1, sizeof *b);
+    if (!b) {
+        err_set(e, "out of memory creating a Lua state");
+        return NULL;
+    }
+    if (opts) {
+        b->limit = opts->max_memory;
+        b->max_instructions = opts->max_instructions;
+        b->max_seconds = opts->max_seconds;
+        if (opts->module_dir && !(b->module_dir = util_strdup(opts->module_dir))) {
+            free(b);
+            err_set(e, "out of memory creating a Lua state");
+            return NULL;
+        }
+    }
+    b->L = lua_newstate(box_alloc, b);
+    if (!b->L) {
+        err_set(e, "out of memory creating a Lua state");
+        luabox_free(b);
+        return NULL;
+    }
+    *(luabox **)lua_getextraspace(b->L) = b;
+    lua_setwarnf(b->L, box_warn, NULL);
+    lua_pushcfunction(b->L, box_open);
+    lua_pushlightuserdata(b->L, b);
+    if (lua_pcall(b->L, 1, 0, 0) != LUA_OK) {
+        err_set(e, "creating a Lua state: %s", lua_tostring(b->L, -1) ? lua_tostring(b->L, -1) : "error");
+        luabox_free(b);
+        return NULL;
+    }
+    if (b->max_instructions || b->max_seconds > 0) lua_sethook(b->L, box_hook, LUA_MASKCOUNT, BOX_HOOK_EVERY);
+    return b;
+}
+
+void luabox_free(luabox *b) {
+    if (!b) return;
+    if (b->L) lua_close(b->L);
+    for (size_t i = 0; i < b->n_paths; i++) free(b->paths[i]);
+    free(b->paths);
+    free(b->module_dir);
+    free(b);
+}
+
+lua_State *luabox_state(luabox *b) { return b->L; }
+
+size_t luabox_memory(const luabox *b) { return b->used; }
+
+/* Replaces each "...<last characters of a known path>" in msg with the whole path:
+ * Lua cuts chunk names to LUA_IDSIZE, and a cut path cannot be opened by the reader. */
+static void box_restore_paths(const luabox *b, char *msg, size_t cap) {
+    const size_t keep = LUA_IDSIZE - 4; /* luaO_chunkid: "..." + the last IDSIZE-4 bytes */
+    for (size_t i = 0; i < b->n_paths; i++) {
+        const char *path = b->paths[i];
+        size_t plen = strlen(path);
+        if (plen + 1 <= LUA_IDSIZE) continue;
+        char cut[LUA_IDSIZE + 4];
+        snprintf(cut, sizeof cut, "...%s", path + plen - keep);
+        size_t clen = strlen(cut);
+        char *at = msg;
+        while ((at = strstr(at, cut)) != NULL) {
+            size_t mlen = strlen(msg), off = (size_t)(at - msg);
+            if (mlen - clen + plen + 1 > cap) break;
+            memmove(at + plen, at + clen, mlen - off - clen + 1);
+            memcpy(at, path, plen);
+            at += plen;
+        }
+    }
+}
+
+int luabox_load(luabox *b, const char *src, size_t len, const char *chunkname, rlvr_err *e) {
+    if (chunkname[0] == '@' && box_remember_path(b, chunkname + 1) != 0) return err_set(e, "out of memory");
+    if (len > 0 && src[0] == LUA_SIGNATURE[0])
+        return err_set(e, "%s: precompiled (binary) chunks are not allowed; pass Lua source text",
+                       chunkname[0] == '@' || chunkname[0] == '=' ? chunkname + 1 : chunkname);
+    b->mem_refused = 0;
+    int st = luaL_loadbufferx(b->L, src, len, chunkname, "t");
+    if (st == LUA_OK) return 0;
+    if (st == LUA_ERRMEM || b->mem_refused)
+        err_set(e, "out of memory compiling %s", chunkname[0] == '@' ? chunkname + 1 : chunkname);
+    else {
+        err_set(e, "%s", lua_tostring(b->L, -1) ? lua_tostring(b->L, -1) : "syntax error");
+        if (e) box_restore_paths(b, e->msg, sizeof e->msg);
+    }
+    lua_pop(b->L, 1);
+    return -1;
+}
+
+int luabox_pcall(luabox *b, int nargs, int nres, rlvr_err *e) {
+    lua_State *L = b->L;
+    b->instructions = 0;
+    b->deadline = util_now() + b->max_seconds;
+    b->mem_refused = 0;
+    b->depth = 0;
+    int st = lua_pcall(L, nargs, nres, 0);
+    if (st == LUA_OK) return 0;
+    const char *msg = lua_tostring(L, -1);
+    if (st == LUA_ERRMEM || (b->mem_refused && msg && strcmp(msg, "not enough memory") == 0)) {
+        if (b->limit)
+            err_set(e, "out of memory: the Lua state is limited to %zu MiB", b->limit >> 20);
+        else
+            err_set(e, "out of memory");
+    } else if (msg) {
+        err_set(e, "%s", msg);
+        if (e) box_restore_paths(b, e->msg, sizeof e->msg);
+    } else {
+        err_set(e, "error object is a %s value", luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    return -1;
+}
