@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "config.h"
 #include "kernels.h"
 #include "util.h"
 
@@ -41,6 +42,7 @@ static void print_help(FILE *f) {
             "options:\n"
             "  --help                     show this help\n"
             "  --version                  show the version and whether CUDA is usable\n"
+            "  --config-doc               print the reference of every config key (docs/config.md)\n"
             "\n"
             "Options are long (--name value or --name=value). A run is configured by a Lua file\n"
             "that returns a table; see docs/config.md. Without one, commands use the embedded\n"
@@ -95,6 +97,16 @@ int main(int argc, char **argv) {
         return EXIT_OK;
     }
     if (strcmp(word, "--version") == 0) return print_version();
+    if (strcmp(word, "--config-doc") == 0) {
+        char *doc = config_doc_markdown();
+        if (!doc) {
+            cmd_error("out of memory");
+            return EXIT_FAIL;
+        }
+        fputs(doc, stdout);
+        free(doc);
+        return EXIT_OK;
+    }
     if (word[0] == '-') {
         cmd_error("unknown option '%s' (commands come first: rlvr <command> [options]; see 'rlvr --help')", word);
         return EXIT_USAGE;
