@@ -129,7 +129,13 @@ int main(int argc, char **argv) {
         st.tokens_generated = (int64_t)sum_len;
         st.extra = extra;
         st.n_extra = 2;
-        st.wall_s = util_unix_time() - t0;
+        /* Plausible timings: the real ones of this loop are microseconds. */
+        st.gen_s = 2.0 + 0.01 * (double)(step % 7);
+        st.score_s = 0.25;
+        st.train_s = 1.5;
+        st.gen_tokens_per_s = sum_len / st.gen_s;
+        st.train_tokens_per_s = (sum_len + 12 * n) / st.train_s;
+        st.wall_s = st.gen_s + st.score_s + st.train_s;
         if (store_write_step(s, run, &st, samples, STORE_WRITER_SAMPLES, &e)) {
             store_close(s);
             return fail("write", &e);
