@@ -408,8 +408,13 @@ static int store_insert_step(store *s, int64_t run_id, const store_step *x, cons
 
     for (int i = 0; i < n_samples; i++) {
         const store_sample *x_s = &samples[i];
-        if (x_s->n_completion_tokens < 0 || x_s->n_prompt_tokens < 0)
-            return err_set(e, "%s: step %lld: sample %d: negative token count", s->path, step, i);
+        /* The BLOB length (4 bytes a token) must fit SQLite's int. */
+        if (x_s->n_completion_tokens < 0 || x_s->n_prompt_tokens < 0 || x_s->n_completion_tokens > INT32_MAX / 4)
+            return err_set(e, "%s: step %lld: sample %d: bad token counts (%d prompt, %d completion)", s->path, step,
+                           i, x_s->n_prompt_tokens, x_s->n_completion_tokens);
+        if (x_s->n_rewards < 0 || (x_s->n_rewards > 0 && !x_s->rewards))
+            return err_set(e, "%s: step %lld: sample %d: bad reward list (%d rewards at %p)", s->path, step, i,
+                           x_s->n_rewards, (const void *)x_s->rewards);
         size_t n_tok = (size_t)x_s->n_completion_tokens;
         if (store_encode_blobs(s, x_s, n_tok))
             return err_set(e, "%s: step %lld: sample %d: out of memory encoding %zu tokens", s->path, step, i, n_tok);
@@ -459,7 +464,11 @@ int store_write_step(store *s, int64_t run_id, const store_step *st, const store
                      rlvr_err *e) {
     if (store_check_writable(s, "writing a step", e)) return -1;
     if (n_samples < 0 || (n_samples > 0 && !samples))
-        return err_set(e, "%s: step %lld: bad sample list", s->path, (long long)st->step);
+        return err_set(e, "%s: step %lld: bad sample list (%d samples at %p)", s->path, (long long)st->step,
+                       n_samples, (const void *)samples);
+    if (st->n_extra < 0 || (st->n_extra > 0 && !st->extra))
+        return err_set(e, "%s: step %lld: bad metric list (%d metrics at %p)", s->path, (long long)st->step,
+                       st->n_extra, (const void *)st->extra);
     if (store_prepare_writes(s, e)) return -1;
     /* IMMEDIATE takes the write lock now, so the step cannot fail halfway on a lock. */
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)

@@ -525,6 +525,17 @@ static void test_invalid_sample_rolls_back_whole_step(void **state) {
     assert_non_null(strstr(e.msg, "UNIQUE"));
     assert_int_equal(rows_of_step(db, 4), 0);
 
+    /* Bad counts are refused before anything is written. */
+    fill_samples(x);
+    x[1].n_completion_tokens = -1;
+    assert_int_equal(store_write_step(f->s, f->run, &st, x, 3, &e), -1);
+    assert_non_null(strstr(e.msg, "sample 1: bad token counts"));
+    fill_samples(x);
+    x[0].rewards = NULL;
+    assert_int_equal(store_write_step(f->s, f->run, &st, x, 3, &e), -1);
+    assert_non_null(strstr(e.msg, "sample 0: bad reward list"));
+    assert_int_equal(rows_of_step(db, 4), 0);
+
     /* The prepared statements were reset: the corrected step now goes in whole. */
     fill_samples(x);
     assert_int_equal(store_write_step(f->s, f->run, &st, x, 3, &e), 0);

@@ -111,6 +111,19 @@ static void check_db(const char *path, const writer *w, int iteration) {
         return;
     }
     rlvr_err e = {{0}};
+    /* First as `rlvr runs` would, read-only, on the WAL exactly as the kill left it. */
+    if (w->run > 0) {
+        store *ro = store_open_readonly(path, &e);
+        if (!ro) fail_msg("iteration %d: read-only open after SIGKILL: %s", iteration, e.msg);
+        listed l = {.run = w->run};
+        assert_int_equal(store_list_runs(ro, find_run, &l, &e), 0);
+        assert_int_equal(l.n, 1);
+        assert_true(l.found.last_step >= w->reported - 1);
+        assert_true(l.found.last_step <= w->reported);
+        assert_int_equal(l.found.n_samples, (l.found.last_step + 1) * SAMPLES_PER_STEP);
+        assert_string_equal(store_run_shown_status(&l.found), "died");
+        store_close(ro);
+    }
     /* A read-write open: the first connection after a crash replays or discards the WAL. */
     store *s = store_open(path, 0, &e);
     if (!s) fail_msg("iteration %d: reopening after SIGKILL: %s", iteration, e.msg);
