@@ -7,6 +7,7 @@
 #ifndef RLVR_STORE_H
 #define RLVR_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -24,6 +25,14 @@ store *store_open_readonly(const char *path, rlvr_err *e);
 void store_close(store *s);
 /* The underlying handle, for tests and reports that run their own SQL. */
 struct sqlite3 *store_db(store *s);
+/* The path the store was opened with (for messages). */
+const char *store_path(store *s);
+
+/* Applies the forward migrations to a raw handle until PRAGMA user_version reaches
+ * `target_version` (0..STORE_SCHEMA_VERSION), each in its own transaction with its
+ * version bump. `name` names the database in messages. store_open calls it with
+ * STORE_SCHEMA_VERSION; tests call it to build a database as an older rlvr left it. */
+int store_migrate(struct sqlite3 *db, int target_version, const char *name, rlvr_err *e);
 
 typedef struct store_run_info {
     const char *name;
@@ -66,8 +75,8 @@ void store_step_init(store_step *st);
 
 typedef struct store_reward {
     const char *name;   /* "accuracy", "format", ... or "reward" for a single number */
-    double value;
-    const char *status; /* "ok", "error" or "timeout" */
+    double value;       /* NaN (e.g. a verifier that failed) is stored as NULL */
+    const char *status; /* "ok", "error" or "timeout"; NULL means "ok" */
     const char *detail; /* the error message, or NULL */
 } store_reward;
 
@@ -85,7 +94,9 @@ typedef struct store_sample {
     int n_rewards;
 } store_sample;
 
-/* Writes a step, its samples and their reward parts in one transaction. */
+/* Writes a step, its samples and their reward parts in one transaction. Writing a step
+ * that is already stored for this run is an error (no upsert: a resumed run must start
+ * after its last stored step), and any failure rolls the whole step back. */
 int store_write_step(store *s, int64_t run_id, const store_step *st, const store_sample *samples, int n_samples,
                      rlvr_err *e);
 
@@ -103,9 +114,26 @@ typedef struct store_run_summary {
     int64_t n_samples;
     int64_t pid;
     char host[128];
+    char finished_at[32];  /* "" while unfinished */
+    /* Whether the recorded process still exists: 1 alive, 0 gone, -1 cannot tell (the run
+     * was recorded on another host). Only checked for status "running". A recycled pid can
+     * make a dead run look alive; it cannot make a live one look dead. */
+    int alive;
 } store_run_summary;
 
-/* Calls `fn` for each run in the database, oldest first. */
+/* Calls `fn` for each run in the database, oldest first. A non-zero return from `fn`
+ * stops the listing and is returned. */
 int store_list_runs(store *s, int (*fn)(const store_run_summary *, void *), void *ctx, rlvr_err *e);
+
+/* The status to show for a run: "died" for a "running" run whose process is gone on
+ * this host, else the recorded status. */
+const char *store_run_shown_status(const store_run_summary *r);
+
+/* Finds the run databases `rlvr runs DIR` lists: DIR/<any>/run.db one level down, sorted
+ * by path; or DIR/run.db when DIR is a run directory; or DIR itself when it is a file.
+ * Sets *paths to an array the caller frees with store_free_paths; *n may be 0. Returns -1
+ * with a message naming DIR when it does not exist or cannot be read. */
+int store_find_run_dbs(const char *dir, char ***paths, size_t *n, rlvr_err *e);
+void store_free_paths(char **paths, size_t n);
 
 #endif
