@@ -1082,7 +1082,7 @@ char *config_to_lua(const rlvr_config *c) {
     sbuf b;
     sb_init(&b);
     sb_puts(&b, "-- The resolved rlvr run config: every key, defaults included.\n"
-                "-- It loads back as a config file (rlvr train --config <this file>).\n"
+                "-- It loads back as a config file (rlvr train <this file>).\n"
                 "return {\n");
     cfg_lua_section(&b, c, "", 2);
     sb_puts(&b, "}\n");
@@ -1204,9 +1204,9 @@ char *config_doc_markdown(void) {
             "verbatim, lists as a Lua table constructor or comma-separated words.\n"
             "\n"
             "```sh\n"
-            "rlvr train --config configs/arith.lua --set learning_rate=5e-6 --set rollout.temperature=0.7\n"
+            "rlvr train configs/arith.lua --set learning_rate=5e-6 --set rollout.temperature=0.7\n"
             "rlvr train --set device=cuda --set rollout.stop='{\"\\n\\n\", \"</answer>\"}'\n"
-            "rlvr train --config configs/arith.lua --set rollout.stop=END,STOP --dry-run\n"
+            "rlvr train configs/arith.lua --set rollout.stop=END,STOP --dry-run\n"
             "```\n"
             "\n"
             "`--dry-run` loads and checks the config, prints the fully resolved config (every\n"

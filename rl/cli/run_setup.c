@@ -1,6 +1,7 @@
 /* run_setup.c - config resolution and data loading shared by run commands. */
 #include "run_setup.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
