@@ -502,8 +502,20 @@ static int store_pid_alive(const store_run_summary *r) {
     host[sizeof host - 1] = 0;
     if (strcmp(host, r->host) != 0 || r->pid <= 0) return -1;
     /* Signal 0 checks existence only; EPERM means it exists under another user. */
-    if (kill((pid_t)r->pid, 0) == 0 || errno == EPERM) return 1;
-    return 0;
+    if (kill((pid_t)r->pid, 0) != 0 && errno != EPERM) return 0;
+    /* A killed process that nobody has reaped yet is a zombie: it still answers signal
+     * 0 but will never write again. Linux tells us through /proc. */
+    char path[64], stat[512];
+    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)r->pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        size_t n = fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+        stat[n] = 0;
+        const char *paren = strrchr(stat, ')'); /* the name may contain spaces and ')' */
+        if (paren && paren[1] == ' ' && paren[2] == 'Z') return 0;
+    }
+    return 1;
 }
 
 const char *store_run_shown_status(const store_run_summary *r) {
