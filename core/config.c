@@ -958,7 +958,26 @@ int config_set(rlvr_config *c, const char *assignment, rlvr_err *e) {
 
 /* ---- rules across keys ----------------------------------------------------------- */
 
+/* A run name becomes a directory under output_dir: one path component of plain
+ * characters, so no name can reach outside it ("../x", "a/b") or be hard to type. */
+static int check_run_name(const char *name, rlvr_err *e) {
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0) return err_set(e, "name is empty: a run needs a name (it names the run's directory)");
+    if (n > 100) return err_set(e, "name is %zu characters long; use at most 100", n);
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return err_set(e, "name = \"%s\": not a usable directory name", name);
+    for (const char *p = name; *p; p++) {
+        char ch = *p;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+              ch == '_' || ch == '.'))
+            return err_set(e, "name = \"%.100s\": use only letters, digits, '-', '_' and '.' (it names the run's directory)",
+                           name);
+    }
+    return 0;
+}
+
 int config_check(const rlvr_config *c, rlvr_err *e) {
+    if (check_run_name(c->name, e) != 0) return -1;
     if (c->model_init_kv_heads <= 0 || c->model_init_heads % c->model_init_kv_heads != 0)
         return err_set(e,
                        "model.init.kv_heads = %lld must divide model.init.heads = %lld (each key/value head is "

@@ -92,6 +92,10 @@ char *sb_take(sbuf *b) {
 /* ---- files and paths ----------------------------------------------------------- */
 
 char *util_read_file(const char *path, size_t *len, rlvr_err *e) {
+    if (util_is_dir(path)) {
+        err_set(e, "%s: is a directory, not a file", path);
+        return NULL;
+    }
     FILE *f = fopen(path, "rb");
     if (!f) {
         err_errno(e, path);

@@ -136,6 +136,17 @@ run rlvr train --set model.path=/nonexistent/model --dry-run --db m.db
 expect_status 2
 expect_err "model.path: '/nonexistent/model' is not a directory"
 
+# A run name is one plain directory name: nothing can escape output_dir.
+run rlvr train --set name=../../etc/x --dry-run
+expect_status 2
+expect_err "name = \"../../etc/x\": use only letters, digits"
+run rlvr train --set name= --dry-run
+expect_status 2
+expect_err "name is empty"
+run rlvr train . --dry-run
+expect_status 2
+expect_err "rlvr: .: is a directory, not a file"
+
 # The reference of every key.
 run rlvr --config-doc
 expect_status 0
