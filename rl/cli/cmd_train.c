@@ -52,17 +52,16 @@ static int train_run(const cli_args *a) {
         config_free(&cfg);
         return EXIT_USAGE;
     }
-    fputs(lua, stdout);
-    printf("-- train: %zu prompts from %s\n", data.train.n, data.train.source);
-    printf("-- eval:  %zu prompts from %s\n", data.eval.n, data.eval.source);
-    if (data.train.n > 0) printf("-- first prompt: %s\n", data.train.rows[0].prompt);
-
     char *db_path = run_setup_db_path(&cfg);
     store *s = db_path ? store_open(db_path, 1, &e) : NULL;
     if (!s) {
         cmd_error("%s", db_path ? e.msg : "out of memory");
         status = EXIT_FAIL;
     } else {
+        fputs(lua, stdout);
+        printf("-- train: %zu prompts from %s\n", data.train.n, data.train.source);
+        printf("-- eval:  %zu prompts from %s\n", data.eval.n, data.eval.source);
+        if (data.train.n > 0) printf("-- first prompt: %s\n", data.train.rows[0].prompt);
         store_run_info info = {
             .name = cfg.name,
             .config_lua = lua,
