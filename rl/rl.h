@@ -2,6 +2,8 @@
 #ifndef RLVR_RL_H
 #define RLVR_RL_H
 
+#include "advantages.h"
+#include "policy_loss.h"
 #include "schedule.h"
 
 #endif
