@@ -3,6 +3,7 @@
 #define RLVR_RL_H
 
 #include "advantages.h"
+#include "optim.h"
 #include "policy_loss.h"
 #include "schedule.h"
 
