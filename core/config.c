@@ -501,6 +501,64 @@ static int cfg_put_int(cfg_ctx *x, const cfg_key *k, long long v) {
     return 0;
 }
 
+/* Presets: the objective of a known recipe, as the keys it sets. They set the loss,
+ * not the scale (batch, group size and lengths stay the user's). Sources:
+ *   grpo     DeepSeekMath (Shao et al. 2024): group-std advantages, per-sequence token
+ *            mean, clip 0.2, k3 KL in the loss with beta 0.04, lr 1e-6
+ *   dr_grpo  Dr. GRPO (Liu et al. 2025): no std, token sums over a constant length, no KL
+ *   dapo     DAPO (Yu et al. 2025): token-level mean, clip-higher 0.2/0.28, no KL, dynamic
+ *            sampling, overlong filtering
+ *   trl      TRL GRPOTrainer defaults (>= 0.22): loss_type "dapo" (token mean over the
+ *            batch), advantages / (std + 1e-4), epsilon 0.2, beta 0, lr 1e-6
+ *   verl     verl's GRPO recipe: token-mean, clip 0.2 with dual clip c = 3, low_var_kl
+ *            (k3) in the loss with 0.001, lr 1e-6 */
+static const struct cfg_preset {
+    const char *name;
+    const char *recipe; /* for docs/config.md */
+    const char *const *sets;
+} cfg_presets[] = {
+    {"grpo", "DeepSeekMath GRPO: group-std advantages, per-sequence token mean, k3 KL in the loss",
+     (const char *const[]){"algo.advantage=grpo", "algo.adv_eps=1e-6", "algo.loss_agg=seq_mean_token_mean",
+                                   "algo.clip_low=0.2", "algo.clip_high=0.2", "algo.clip_c=0", "algo.kl_coef=0.04",
+                                   "algo.kl_estimator=k3", "algo.kl_in_reward=false", "algo.dynamic_sampling=false",
+                                   "algo.mask_truncated=false", "learning_rate=1e-6", NULL}},
+    {"dr_grpo", "Dr. GRPO: no std normalization, token sums over a constant length",
+     (const char *const[]){"algo.advantage=dr_grpo", "algo.loss_agg=seq_mean_token_sum_norm",
+                                      "algo.clip_low=0.2", "algo.clip_high=0.2", "algo.clip_c=0", "algo.kl_coef=0",
+                                      "algo.dynamic_sampling=false", "algo.mask_truncated=false", "learning_rate=1e-6",
+                                      NULL}},
+    {"dapo", "DAPO: token-level loss, clip-higher, dynamic sampling, overlong filtering",
+     (const char *const[]){"algo.advantage=grpo", "algo.adv_eps=1e-6", "algo.loss_agg=token_mean",
+                                   "algo.clip_low=0.2", "algo.clip_high=0.28", "algo.clip_c=0", "algo.kl_coef=0",
+                                   "algo.dynamic_sampling=true", "algo.mask_truncated=true", "learning_rate=1e-6",
+                                   NULL}},
+    {"trl", "TRL GRPOTrainer defaults (>= 0.22, loss_type \"dapo\")",
+     (const char *const[]){"algo.advantage=grpo", "algo.adv_eps=1e-4", "algo.loss_agg=token_mean",
+                                  "algo.clip_low=0.2", "algo.clip_high=0.2", "algo.clip_c=0", "algo.kl_coef=0",
+                                  "algo.kl_estimator=k3", "algo.dynamic_sampling=false", "algo.mask_truncated=false",
+                                  "learning_rate=1e-6", NULL}},
+    {"verl", "verl GRPO recipe: dual clip, low_var_kl (k3) loss",
+     (const char *const[]){"algo.advantage=grpo", "algo.adv_eps=1e-6", "algo.loss_agg=token_mean",
+                                   "algo.clip_low=0.2", "algo.clip_high=0.2", "algo.clip_c=3", "algo.kl_coef=0.001",
+                                   "algo.kl_estimator=k3", "algo.kl_in_reward=false", "algo.entropy_coef=0",
+                                   "algo.dynamic_sampling=false", "algo.mask_truncated=false", "learning_rate=1e-6",
+                                   NULL}},
+};
+
+/* Applies preset `name` to x->c ("none" sets nothing). The table is ours: a failure is
+ * a bug, reported like any error so it cannot pass silently. */
+static int cfg_apply_preset(cfg_ctx *x, const char *name) {
+    for (size_t i = 0; i < sizeof cfg_presets / sizeof cfg_presets[0]; i++) {
+        if (strcmp(cfg_presets[i].name, name) != 0) continue;
+        for (const char *const *set = cfg_presets[i].sets; *set; set++)
+            if (config_set(x->c, *set, x->e) != 0) {
+                x->failed = 1;
+                return err_prefix(x->e, "preset '%s'", name);
+            }
+    }
+    return 0;
+}
+
 static int cfg_put_str(cfg_ctx *x, const cfg_key *k, const char *s, size_t len) {
     if (strlen(s) != len) return cfg_fail(x, k->path, "key '%s': the string contains a NUL byte", k->path);
     if (k->type == CFG_T_ENUM) {
@@ -531,6 +589,9 @@ static int cfg_put_str(cfg_ctx *x, const cfg_key *k, const char *s, size_t len) 
     char **f = cfg_str_field(x->c, k);
     free(*f);
     *f = copy;
+    /* A preset sets its keys where it is given: `preset` comes first in the schema, so
+     * keys written beside it in a file (applied after it, in schema order) win. */
+    if (strcmp(k->path, "preset") == 0) return cfg_apply_preset(x, copy);
     return 0;
 }
 
@@ -1237,6 +1298,18 @@ char *config_doc_markdown(void) {
         if (k->type != CFG_T_SECTION) continue;
         sb_printf(&b, "\n## `%s`\n\n%s\n\n", k->path, k->doc);
         cfg_md_section(&b, &d, k->path);
+    }
+    sb_puts(&b, "\n## Presets\n\n"
+                "`preset = \"NAME\"` sets the objective of a known recipe: the keys below, where the\n"
+                "preset is given. Keys written beside it in the same file override it (the preset\n"
+                "applies first, whatever the table order); a later `--set preset=...` replaces them.\n"
+                "Batch size, group size and lengths stay yours.\n\n"
+                "| preset | recipe | sets |\n|---|---|---|\n");
+    for (size_t i = 0; i < sizeof cfg_presets / sizeof cfg_presets[0]; i++) {
+        sb_printf(&b, "| `%s` | %s | ", cfg_presets[i].name, cfg_presets[i].recipe);
+        for (const char *const *set = cfg_presets[i].sets; *set; set++)
+            sb_printf(&b, "%s`%s`", set == cfg_presets[i].sets ? "" : ", ", *set);
+        sb_puts(&b, " |\n");
     }
     config_free(&d);
     return sb_take(&b);
