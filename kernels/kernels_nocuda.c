@@ -25,3 +25,16 @@ int kern_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w
                          void *stream, rlvr_err *e) {
     return err_set(e, "built without CUDA");
 }
+
+int kern_adamw_step(float *params, void *params_bf16, const float *grads, float *m, float *v, size_t n,
+                    long long step, double lr, double beta1, double beta2, double eps, double weight_decay,
+                    void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_clip_grad_norm(float *grads, size_t n, double max_norm, void *workspace, double *norm_host, void *stream,
+                        rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+size_t kern_clip_grad_norm_workspace(void) { return 0; }
