@@ -5,5 +5,6 @@
 
 #include "arith.h"
 #include "dataset.h"
+#include "sampler.h"
 
 #endif
