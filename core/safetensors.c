@@ -121,6 +121,16 @@ static int parse_entry(st_tensor *t, const cJSON *item, const char *name, uint64
     if (!cJSON_IsString(dt)) return err_set(e, "%s: tensor '%s': missing or non-string 'dtype'", name, key);
     if (parse_dtype(dt->valuestring, &t->dtype) != 0)
         return err_set(e, "%s: tensor '%s': unknown dtype '%.32s'", name, key, dt->valuestring);
+    if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2)
+        return err_set(e, "%s: tensor '%s': 'data_offsets' must be [begin, end]", name, key);
+    uint64_t b, en;
+    if (json_index(cJSON_GetArrayItem(offs, 0), &b) != 0 || json_index(cJSON_GetArrayItem(offs, 1), &en) != 0)
+        return err_set(e, "%s: tensor '%s': data_offsets are not non-negative integers", name, key);
+    if (b > en) return err_set(e, "%s: tensor '%s': data_offsets [%llu, %llu] end before they begin", name, key,
+                               (unsigned long long)b, (unsigned long long)en);
+    if (en > data_size)
+        return err_set(e, "%s: tensor '%s' ends at data byte %llu but the file has %llu data bytes (truncated?)", name,
+                       key, (unsigned long long)en, (unsigned long long)data_size);
     if (!cJSON_IsArray(shape)) return err_set(e, "%s: tensor '%s': missing or non-array 'shape'", name, key);
     int nd = cJSON_GetArraySize(shape);
     if (nd > ST_MAX_DIMS) return err_set(e, "%s: tensor '%s': %d dimensions (at most %d)", name, key, nd, ST_MAX_DIMS);
@@ -151,16 +161,6 @@ static int parse_entry(st_tensor *t, const cJSON *item, const char *name, uint64
         return err_set(e, "%s: tensor '%s': shape is larger than the file's %llu data bytes", name, key,
                        (unsigned long long)data_size);
     uint64_t nbytes = numel * esz;
-    if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2)
-        return err_set(e, "%s: tensor '%s': 'data_offsets' must be [begin, end]", name, key);
-    uint64_t b, en;
-    if (json_index(cJSON_GetArrayItem(offs, 0), &b) != 0 || json_index(cJSON_GetArrayItem(offs, 1), &en) != 0)
-        return err_set(e, "%s: tensor '%s': data_offsets are not non-negative integers", name, key);
-    if (b > en) return err_set(e, "%s: tensor '%s': data_offsets [%llu, %llu] end before they begin", name, key,
-                               (unsigned long long)b, (unsigned long long)en);
-    if (en > data_size)
-        return err_set(e, "%s: tensor '%s' ends at data byte %llu but the file has %llu data bytes (truncated?)", name,
-                       key, (unsigned long long)en, (unsigned long long)data_size);
     if (en - b != nbytes)
         return err_set(e, "%s: tensor '%s': %s shape needs %llu bytes but data_offsets span %llu", name, key,
                        DTYPES[t->dtype].name, (unsigned long long)nbytes, (unsigned long long)(en - b));
