@@ -418,40 +418,43 @@ typedef struct attn_job {
     int l;
     const float *q; /* [T, H*D] */
     float *att, *lse;
+    int failed;     /* set by a job that could not get its scratch */
 } attn_job;
 
-/* One (token, head): softmax(q k^T / sqrt(D)) v over the slot's positions 0..pos. */
-static void attn_forward_one(void *ctx, int i) {
-    const attn_job *j = ctx;
+/* One (sequence, query head): softmax(Q K^T / sqrt(D)) V as two matrix products over the
+ * slot's cached positions 0..P-1, with the causal mask applied between them.
+ * Q: the sequence's n new rows of head h (row stride H*D); K, V: kv head g of the cache
+ * (row stride KV*D); S: [n, P] scores, then probabilities. */
+static void attn_forward_head(void *ctx, int i) {
+    attn_job *j = ctx;
     const model_config *c = &j->m->cfg;
     const model_acts *a = j->m->acts;
-    int H = c->heads, D = c->head_dim, group = c->heads / c->kv_heads;
-    int t = i / H, h = i % H, g = h / group, p = a->pos[t], s = a->slot[t];
-    const float *q = j->q + ((size_t)t * H + h) * D;
-    float scale = 1.0f / sqrtf((float)D);
-    float mx = -FLT_MAX;
-    for (int k = 0; k <= p; k++) {
-        const float *kr = kv_row(j->kv, j->kv->k, j->l, s, k) + (size_t)g * D;
-        float sc = 0.0f;
-        for (int d = 0; d < D; d++) sc += q[d] * kr[d];
-        sc *= scale;
-        if (sc > mx) mx = sc;
+    int H = c->heads, D = c->head_dim, HD = H * D, KVD = c->kv_heads * D, group = c->heads / c->kv_heads;
+    int sq = i / H, h = i % H, g = h / group;
+    int start = a->seq_start[sq], n = a->seq_len[sq], slot = a->seq_slot[sq], p0 = a->pos[start], P = p0 + n;
+    float *S = malloc((size_t)n * P * sizeof(float));
+    if (!S) {
+        j->failed = 1;
+        return;
     }
-    float *out = j->att + ((size_t)t * H + h) * D;
-    for (int d = 0; d < D; d++) out[d] = 0.0f;
-    double sum = 0.0;
-    for (int k = 0; k <= p; k++) {
-        const float *kr = kv_row(j->kv, j->kv->k, j->l, s, k) + (size_t)g * D;
-        const float *vr = kv_row(j->kv, j->kv->v, j->l, s, k) + (size_t)g * D;
-        float sc = 0.0f;
-        for (int d = 0; d < D; d++) sc += q[d] * kr[d];
-        float w = expf(sc * scale - mx);
-        sum += w;
-        for (int d = 0; d < D; d++) out[d] += w * vr[d];
+    const float *K = kv_row(j->kv, j->kv->k, j->l, slot, 0) + (size_t)g * D;
+    const float *Vv = kv_row(j->kv, j->kv->v, j->l, slot, 0) + (size_t)g * D;
+    cpu_sgemm(0, 1, n, P, D, 1.0f / sqrtf((float)D), j->q + (size_t)start * HD + (size_t)h * D, HD, K, KVD, 0.0f, S,
+              P);
+    for (int r = 0; r < n; r++) {
+        float *row = S + (size_t)r * P;
+        int last = p0 + r; /* a token sees positions 0..its own */
+        float mx = -FLT_MAX;
+        for (int k = 0; k <= last; k++) mx = row[k] > mx ? row[k] : mx;
+        double sum = 0.0;
+        for (int k = 0; k <= last; k++) sum += row[k] = expf(row[k] - mx);
+        float inv = (float)(1.0 / sum);
+        for (int k = 0; k <= last; k++) row[k] *= inv;
+        for (int k = last + 1; k < P; k++) row[k] = 0.0f;
+        j->lse[(size_t)(start + r) * H + h] = mx + (float)log(sum);
     }
-    float inv = (float)(1.0 / sum);
-    for (int d = 0; d < D; d++) out[d] *= inv;
-    j->lse[(size_t)t * H + h] = mx + (float)log(sum);
+    cpu_sgemm(0, 0, n, D, P, 1.0f, S, P, Vv, KVD, 0.0f, j->att + (size_t)start * HD + (size_t)h * D, HD);
+    free(S);
 }
 
 int model_forward(model *m, model_kv *kv, int n_seqs, const int *slots, const int *n_new, const int *tokens,
@@ -519,8 +522,9 @@ int model_forward(model *m, model_kv *kv, int n_seqs, const int *slots, const in
             memcpy(kv_row(kv, kv->k, l, a->slot[t], a->pos[t]), k_new + (size_t)t * KVD, KVD * sizeof(float));
             memcpy(kv_row(kv, kv->v, l, a->slot[t], a->pos[t]), v_new + (size_t)t * KVD, KVD * sizeof(float));
         }
-        attn_job job = {m, kv, l, q, att, a->lse + (size_t)l * T * H};
-        cpu_parallel_for(T * H, attn_forward_one, &job);
+        attn_job job = {m, kv, l, q, att, a->lse + (size_t)l * T * H, 0};
+        cpu_parallel_for(n_seqs * H, attn_forward_head, &job);
+        if (job.failed) return err_set(e, "forward: out of memory for attention scores");
         matmul_forward(x_mid, att, w->wo, w->bo, T, HD, C);
         for (size_t i = 0; i < TC; i++) x_mid[i] += x[i];
         /* MLP */
@@ -539,9 +543,18 @@ int model_forward(model *m, model_kv *kv, int n_seqs, const int *slots, const in
 
 void model_logits(model *m, const int *rows, int n, float *out) {
     const model_config *c = &m->cfg;
-    for (int i = 0; i < n; i++)
-        cpu_sgemm(0, 1, 1, c->vocab, c->hidden, 1.0f, m->acts->xnf + (size_t)rows[i] * c->hidden, c->hidden,
-                  m->lm_head, c->hidden, 0.0f, out + (size_t)i * c->vocab, c->vocab);
+    int C = c->hidden;
+    /* gather the rows so that one GEMM computes every logit: out[n, V] = rows[n, C] @ lm_head^T */
+    float *x = malloc((size_t)n * C * sizeof(float));
+    if (!x) { /* too little memory for n rows: one row at a time needs none */
+        for (int i = 0; i < n; i++)
+            cpu_sgemm(0, 1, 1, c->vocab, C, 1.0f, m->acts->xnf + (size_t)rows[i] * C, C, m->lm_head, C, 0.0f,
+                      out + (size_t)i * c->vocab, c->vocab);
+        return;
+    }
+    for (int i = 0; i < n; i++) memcpy(x + (size_t)i * C, m->acts->xnf + (size_t)rows[i] * C, C * sizeof(float));
+    cpu_sgemm(0, 1, n, c->vocab, C, 1.0f, x, C, m->lm_head, C, 0.0f, out, c->vocab);
+    free(x);
 }
 
 /* ---- log-probabilities over vocabulary chunks ------------------------------------------------------ */
