@@ -254,7 +254,8 @@ static double fd_loss(model *m, model_kv *kv, const int *seq_lens, const int *to
     int slots[2] = {0, 1};
     kv->len[0] = kv->len[1] = 0;
     assert_int_equal(model_forward(m, kv, 2, slots, seq_lens, tokens, &e), 0);
-    float lp[16], en[16];
+    float lp[128], en[128];
+    assert_true(T <= 128);
     model_logprobs(m, targets, lp, en);
     double L = 0.0;
     for (int t = 0; t < T; t++) L += (double)wl[t] * lp[t] + (double)we[t] * en[t];
@@ -304,6 +305,63 @@ static void test_gradient_finite_differences(void **state) {
         model_kv_free(kv);
         model_free(m);
     }
+}
+
+/* A vocabulary wider than one chunk (2048) and more tokens than one row block (64): the
+ * chunked log-probabilities and entropies equal those of the full logits, and the
+ * gradient of lm_head rows in later chunks matches finite differences. */
+static void test_logprobs_across_vocab_chunks(void **state) {
+    (void)state;
+    rlvr_err e;
+    model_config c = {.arch = MODEL_LLAMA, .vocab = 4500, .hidden = 8, .layers = 1, .heads = 2, .kv_heads = 1,
+                      .head_dim = 4, .intermediate = 16, .max_positions = 64, .rope_theta = 10000.0f,
+                      .rms_eps = 1e-6f, .init_range = 0.5f, .bos_token_id = -1, .eos_token_id = -1};
+    model *m = model_init(&c, 3, &e);
+    assert_non_null(m);
+    assert_int_equal(model_alloc_grads(m, &e), 0);
+    enum { T = 70 };
+    int lens[2] = {40, 30}, slots[2] = {0, 1}, tokens[T], targets[T], rows[T];
+    float wl[T], we[T];
+    for (int t = 0; t < T; t++) {
+        tokens[t] = (t * 977 + 5) % c.vocab;
+        targets[t] = (t * 2311 + 4400) % c.vocab; /* spread over every chunk */
+        rows[t] = t;
+        wl[t] = (float)((t % 7) - 3) / 3.0f;
+        we[t] = (float)((t % 5) - 2) / 4.0f;
+    }
+    model_kv *kv = model_kv_new(m, 2, 64, &e);
+    assert_int_equal(model_forward(m, kv, 2, slots, lens, tokens, &e), 0);
+    float *logits = malloc((size_t)T * c.vocab * sizeof(float)), lp[T], en[T];
+    model_logits(m, rows, T, logits);
+    model_logprobs(m, targets, lp, en);
+    for (int t = 0; t < T; t++) {
+        const float *l = logits + (size_t)t * c.vocab;
+        double mx = -INFINITY, s = 0.0, w = 0.0;
+        for (int v = 0; v < c.vocab; v++) mx = fmax(mx, l[v]);
+        for (int v = 0; v < c.vocab; v++) s += exp(l[v] - mx), w += exp(l[v] - mx) * l[v];
+        double logz = mx + log(s);
+        assert_true(fabs(lp[t] - (l[targets[t]] - logz)) < 1e-4);
+        assert_true(fabs(en[t] - (logz - w / s)) < 1e-4);
+    }
+    assert_int_equal(model_backward(m, targets, wl, we, &e), 0);
+    const model_param *head = model_find_param(m, "lm_head.weight");
+    assert_non_null(head);
+    const size_t probes[] = {2048 * 8 + 3, 4100 * 8 + 5, (size_t)targets[10] * 8 + 1, 4499 * 8 + 7};
+    for (int i = 0; i < 4; i++) {
+        size_t k = probes[i];
+        float saved = head->data[k], h = 1e-2f;
+        double L[2];
+        for (int sgn = 0; sgn < 2; sgn++) {
+            head->data[k] = saved + (sgn ? -h : h);
+            L[sgn] = fd_loss(m, kv, lens, tokens, targets, wl, we, T);
+        }
+        head->data[k] = saved;
+        double fd = (L[0] - L[1]) / (2.0 * h), an = head->grad[k];
+        if (fabs(fd - an) > 2e-2 * fabs(an) + 2e-3) fail_msg("lm_head[%zu]: analytic %g, finite differences %g", k, an, fd);
+    }
+    free(logits);
+    model_kv_free(kv);
+    model_free(m);
 }
 
 /* Saved as a Hugging Face directory and loaded back: the same logits (fp32 on disk). */
@@ -529,6 +587,7 @@ int main(void) {
         cmocka_unit_test(test_greedy_matches_transformers),
         cmocka_unit_test(test_gradients_match_torch),
         cmocka_unit_test(test_gradient_finite_differences),
+        cmocka_unit_test(test_logprobs_across_vocab_chunks),
         cmocka_unit_test(test_save_and_reload),
         cmocka_unit_test(test_init_round_trip),
         cmocka_unit_test(test_config_errors),
