@@ -172,6 +172,12 @@ void cpu_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx) {
         for (int i = 0; i < n; i++) fn(ctx, i);
         return;
     }
+#ifdef RLVR_HAVE_BLAS
+    /* GEMMs inside the jobs run on the job's own thread: OpenBLAS threads on top of ours
+     * would oversubscribe the cores. */
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#endif
     pthread_t th[256];
     par_job jobs[256];
     int started[256] = {0};
@@ -184,4 +190,7 @@ void cpu_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx) {
         if (started[k]) pthread_join(th[k], NULL);
         else par_worker(&jobs[k]); /* a thread that could not start: its share runs here */
     }
+#ifdef RLVR_HAVE_BLAS
+    openblas_set_num_threads(blas_threads);
+#endif
 }

@@ -141,12 +141,14 @@ int model_config_parse(model_config *c, const char *json, const char *name, rlvr
         get_int(root, "intermediate_size", -1, 1, BIG, &c->intermediate, name, e) != 0 ||
         get_int(root, "max_position_embeddings", 2048, 1, 1 << 30, &c->max_positions, name, e) != 0)
         goto done;
-    if (c->hidden % c->heads != 0 && !cJSON_GetObjectItemCaseSensitive(root, "head_dim")) {
+    if (c->arch != MODEL_QWEN3 && c->hidden % c->heads != 0 && !cJSON_GetObjectItemCaseSensitive(root, "head_dim")) {
         err_set(e, "%s: hidden_size (%d) is not a multiple of num_attention_heads (%d) and no head_dim is given", name,
                 c->hidden, c->heads);
         goto done;
     }
-    if (get_int(root, "head_dim", c->hidden / c->heads, 2, 1 << 14, &c->head_dim, name, e) != 0 ||
+    /* Qwen3Config's head_dim defaults to 128; the others' to hidden_size / heads. */
+    int default_head_dim = c->arch == MODEL_QWEN3 ? 128 : c->hidden / c->heads;
+    if (get_int(root, "head_dim", default_head_dim, 2, 1 << 14, &c->head_dim, name, e) != 0 ||
         get_num(root, "rms_norm_eps", 1e-6, &c->rms_eps, name, e) != 0 ||
         get_num(root, "initializer_range", 0.02, &c->init_range, name, e) != 0 ||
         get_bool(root, "tie_word_embeddings", 0, &c->tie_embeddings, name, e) != 0 || parse_rope(c, root, name, e) != 0)
@@ -174,7 +176,11 @@ int model_config_parse(model_config *c, const char *json, const char *name, rlvr
     case MODEL_LLAMA: c->qkv_bias = c->o_bias = attention_bias; break;
     case MODEL_MISTRAL: break;
     }
-    if (use_sw && get_int(root, "sliding_window", 0, 0, 1 << 30, &c->sliding_window, name, e) != 0) goto done;
+    /* sliding_window: null means none; absent means MistralConfig's default, 4096. */
+    const cJSON *sw = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
+    if (use_sw && !(sw && cJSON_IsNull(sw)) &&
+        get_int(root, "sliding_window", c->arch == MODEL_MISTRAL ? 4096 : 0, 0, 1 << 30, &c->sliding_window, name, e) != 0)
+        goto done;
     c->bos_token_id = get_token_id(root, "bos_token_id");
     c->eos_token_id = get_token_id(root, "eos_token_id");
     rc = model_config_check(c, name, e);

@@ -19,7 +19,7 @@ static const cli_opt SCORE_OPTS[] = {
 };
 
 /* Scores one line; returns 0, or -1 with the message in e. */
-static int score_line(model *m, model_kv *kv, const cJSON *obj, FILE *f, long line, rlvr_err *e) {
+static int score_line(model *m, const cJSON *obj, FILE *f, long line, rlvr_err *e) {
     int *ids = NULL, *comp = NULL, n = 0, n_comp = 0, rc = -1;
     const cJSON *tok = cJSON_GetObjectItemCaseSensitive(obj, "token_ids");
     const cJSON *pr = cJSON_GetObjectItemCaseSensitive(obj, "prompt_ids");
@@ -57,17 +57,13 @@ static int score_line(model *m, model_kv *kv, const cJSON *obj, FILE *f, long li
         free(comp);
         return err_set(e, "nothing to score (at least one token after the first is needed)");
     }
-    if (n - 1 > kv->max_len) {
-        free(ids);
-        free(comp);
-        return err_set(e, "%d tokens exceed the model's %d positions", n, kv->max_len);
-    }
-    /* The model predicts token t+1 from position t: run tokens[0..n-1) and score tokens[1..n). */
+    /* The model predicts token t+1 from position t: run tokens[0..n-1) and score tokens[1..n).
+     * The cache is sized to the line (a model's full context can be gigabytes). */
     int slot = 0, len = n - 1;
-    kv->len[0] = 0;
+    model_kv *kv = model_kv_new(m, 1, len, e);
     float *lp = malloc((size_t)n * 2 * sizeof(float)), *ent = lp ? lp + n : NULL;
-    if (!lp) err_set(e, "out of memory");
-    else if (model_forward(m, kv, 1, &slot, &len, ids, e) == 0) {
+    if (kv && !lp) err_set(e, "out of memory");
+    else if (kv && model_forward(m, kv, 1, &slot, &len, ids, e) == 0) {
         model_logprobs(m, ids + 1, lp, ent);
         fprintf(f, "{\"line\": %ld, \"token_ids\": ", line);
         ids_print(f, ids + first, n - first);
@@ -78,6 +74,7 @@ static int score_line(model *m, model_kv *kv, const cJSON *obj, FILE *f, long li
         fputs("}\n", f);
         rc = 0;
     }
+    model_kv_free(kv);
     free(lp);
     free(ids);
     free(comp);
@@ -108,10 +105,8 @@ static int score_run(const cli_args *a) {
     }
     FILE *f = stdout;
     const char *out_path = cli_get(a, "out");
-    model_kv *kv = model_kv_new(m, 1, m->cfg.max_positions, &e);
-    int status = kv ? EXIT_OK : EXIT_FAIL;
-    if (!kv) cmd_error("score: %s", e.msg);
-    if (status == EXIT_OK && out_path && !(f = fopen(out_path, "w"))) {
+    int status = EXIT_OK;
+    if (out_path && !(f = fopen(out_path, "w"))) {
         cmd_error("%s: cannot write", out_path);
         f = stdout;
         status = EXIT_FAIL;
@@ -125,7 +120,7 @@ static int score_run(const cli_args *a) {
             status = EXIT_USAGE;
             break;
         }
-        if (score_line(m, kv, obj, f, r.line, &e) != 0) {
+        if (score_line(m, obj, f, r.line, &e) != 0) {
             cmd_error("%s:%ld: %s", r.name, r.line, e.msg);
             status = EXIT_USAGE;
         }
@@ -136,7 +131,6 @@ static int score_run(const cli_args *a) {
         status = EXIT_FAIL;
     }
     jsonl_close(&r);
-    model_kv_free(kv);
     model_free(m);
     return status;
 }

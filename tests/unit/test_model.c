@@ -459,6 +459,24 @@ static void test_config_errors(void **state) {
     assert_int_equal(c.rope_llama3, 1);
     assert_true(c.rope_theta == 500000.0f && c.rope_factor == 32.0f);
     assert_int_equal(c.head_dim, 8);
+    /* each architecture's defaults, as transformers applies them */
+    const char *base = "\"vocab_size\": 10, \"hidden_size\": 32, \"num_hidden_layers\": 1, "
+                       "\"num_attention_heads\": 4, \"intermediate_size\": 8";
+    char json[512];
+    snprintf(json, sizeof json, "{\"architectures\": [\"Qwen3ForCausalLM\"], %s}", base);
+    assert_int_equal(model_config_parse(&c, json, "c", &e), 0);
+    assert_int_equal(c.head_dim, 128);
+    assert_int_equal(c.qk_norm, 1);
+    snprintf(json, sizeof json, "{\"architectures\": [\"MistralForCausalLM\"], %s}", base);
+    assert_int_equal(model_config_parse(&c, json, "c", &e), 0);
+    assert_int_equal(c.sliding_window, 4096);
+    snprintf(json, sizeof json, "{\"architectures\": [\"MistralForCausalLM\"], \"sliding_window\": null, %s}", base);
+    assert_int_equal(model_config_parse(&c, json, "c", &e), 0);
+    assert_int_equal(c.sliding_window, 0);
+    snprintf(json, sizeof json, "{\"architectures\": [\"Qwen2ForCausalLM\"], \"sliding_window\": 4, %s}", base);
+    assert_int_equal(model_config_parse(&c, json, "c", &e), 0);
+    assert_int_equal(c.sliding_window, 0); /* use_sliding_window defaults to false */
+    assert_int_equal(c.qkv_bias, 1);
 }
 
 static void test_missing_and_misshapen_tensors(void **state) {
@@ -499,6 +517,16 @@ static void test_missing_and_misshapen_tensors(void **state) {
     model_free(m);
     free(cfg);
     free(tmp);
+    /* a sequence longer than a sliding window is refused, not silently computed in full */
+    c.arch = MODEL_MISTRAL;
+    c.sliding_window = 4;
+    m = model_init(&c, 1, &e);
+    kv = model_kv_new(m, 1, 8, &e);
+    int five = 5, ids[5] = {1, 2, 3, 4, 5};
+    assert_int_equal(model_forward(m, kv, 1, &slot, &five, ids, &e), -1);
+    assert_non_null(strstr(e.msg, "exceed the sliding window (4)"));
+    model_kv_free(kv);
+    model_free(m);
 }
 
 /* stas/tiny-random-llama-2 (bf16, from ../shared) against the reference logits that came with it. */
