@@ -476,6 +476,11 @@ int model_forward(model *m, model_kv *kv, int n_seqs, const int *slots, const in
         T += n_new[i];
     }
     if (T < 1) return err_set(e, "forward: no tokens");
+    for (int i = 0, t = 0; i < n_seqs; i++)
+        for (int k = 0; k < n_new[i]; k++, t++)
+            if (tokens[t] < 0 || tokens[t] >= c->vocab)
+                return err_set(e, "sequence %d: token id %d is outside the vocabulary [0, %d)", i, tokens[t], c->vocab);
+    if (m->acts) m->acts->T = 0; /* nothing to read back until this forward completes */
     if (acts_reserve(m, T, n_seqs, e) != 0) return -1;
     model_acts *a = m->acts;
     a->T = T;
@@ -487,8 +492,6 @@ int model_forward(model *m, model_kv *kv, int n_seqs, const int *slots, const in
         a->seq_len[i] = n_new[i];
         a->seq_slot[i] = slots[i];
         for (int k = 0; k < n_new[i]; k++, t++) {
-            if (tokens[t] < 0 || tokens[t] >= c->vocab)
-                return err_set(e, "sequence %d: token id %d is outside the vocabulary [0, %d)", i, tokens[t], c->vocab);
             a->tokens[t] = tokens[t];
             a->pos[t] = kv->len[slots[i]] + k;
             a->slot[t] = slots[i];
@@ -524,7 +527,10 @@ int model_forward(model *m, model_kv *kv, int n_seqs, const int *slots, const in
         }
         attn_job job = {m, kv, l, q, att, a->lse + (size_t)l * T * H, 0};
         cpu_parallel_for(n_seqs * H, attn_forward_head, &job);
-        if (job.failed) return err_set(e, "forward: out of memory for attention scores");
+        if (job.failed) {
+            a->T = 0;
+            return err_set(e, "forward: out of memory for attention scores");
+        }
         matmul_forward(x_mid, att, w->wo, w->bo, T, HD, C);
         for (size_t i = 0; i < TC; i++) x_mid[i] += x[i];
         /* MLP */
