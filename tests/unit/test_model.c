@@ -479,6 +479,61 @@ static void test_config_errors(void **state) {
     assert_int_equal(c.qkv_bias, 1);
 }
 
+/* config.json files shaped like published checkpoints' (SmolLM-135M, TinyLlama-1.1B,
+ * Llama-3.2-1B, Qwen2.5-0.5B, Qwen3-0.6B): the fields the model uses. */
+static void test_published_configs(void **state) {
+    (void)state;
+    model_config c;
+    rlvr_err e;
+    assert_int_equal(model_config_parse(&c,
+        "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 576, \"intermediate_size\": 1536, "
+        "\"max_position_embeddings\": 2048, \"num_attention_heads\": 9, \"num_hidden_layers\": 30, "
+        "\"num_key_value_heads\": 3, \"rms_norm_eps\": 1e-05, \"rope_scaling\": null, \"rope_theta\": 10000.0, "
+        "\"tie_word_embeddings\": true, \"torch_dtype\": \"bfloat16\", \"vocab_size\": 49152, \"bos_token_id\": 0, "
+        "\"eos_token_id\": 0, \"hidden_act\": \"silu\", \"pretraining_tp\": 1, \"model_type\": \"llama\"}", "smollm", &e), 0);
+    assert_int_equal(c.head_dim, 64);
+    assert_int_equal(c.tie_embeddings, 1);
+    assert_int_equal(c.kv_heads, 3);
+    assert_true(c.rms_eps == 1e-5f);
+    assert_int_equal(model_config_parse(&c,
+        "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 2048, \"intermediate_size\": 5632, "
+        "\"max_position_embeddings\": 2048, \"num_attention_heads\": 32, \"num_hidden_layers\": 22, "
+        "\"num_key_value_heads\": 4, \"rms_norm_eps\": 1e-05, \"rope_theta\": 10000.0, "
+        "\"tie_word_embeddings\": false, \"vocab_size\": 32000, \"bos_token_id\": 1, \"eos_token_id\": 2}", "tinyllama", &e), 0);
+    assert_int_equal(c.head_dim, 64);
+    assert_int_equal(c.eos_token_id, 2);
+    assert_int_equal(model_config_parse(&c,
+        "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 2048, \"intermediate_size\": 8192, "
+        "\"max_position_embeddings\": 131072, \"num_attention_heads\": 32, \"num_hidden_layers\": 16, "
+        "\"num_key_value_heads\": 8, \"head_dim\": 64, \"rms_norm_eps\": 1e-05, \"rope_theta\": 500000.0, "
+        "\"rope_scaling\": {\"factor\": 32.0, \"high_freq_factor\": 4.0, \"low_freq_factor\": 1.0, "
+        "\"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}, \"tie_word_embeddings\": true, "
+        "\"vocab_size\": 128256, \"bos_token_id\": 128000, \"eos_token_id\": [128001, 128008, 128009]}", "llama3.2", &e), 0);
+    assert_int_equal(c.rope_llama3, 1);
+    assert_int_equal(c.rope_original_max_positions, 8192);
+    assert_true(c.rope_theta == 500000.0f && c.rope_factor == 32.0f);
+    assert_int_equal(c.eos_token_id, 128001);
+    assert_int_equal(model_config_parse(&c,
+        "{\"architectures\": [\"Qwen2ForCausalLM\"], \"hidden_size\": 896, \"intermediate_size\": 4864, "
+        "\"max_position_embeddings\": 32768, \"max_window_layers\": 21, \"num_attention_heads\": 14, "
+        "\"num_hidden_layers\": 24, \"num_key_value_heads\": 2, \"rms_norm_eps\": 1e-06, \"rope_theta\": 1000000.0, "
+        "\"sliding_window\": 32768, \"tie_word_embeddings\": true, \"use_sliding_window\": false, "
+        "\"vocab_size\": 151936, \"eos_token_id\": 151643}", "qwen2.5", &e), 0);
+    assert_int_equal(c.head_dim, 64);
+    assert_int_equal(c.qkv_bias, 1);
+    assert_int_equal(c.o_bias, 0);
+    assert_int_equal(c.sliding_window, 0);
+    assert_int_equal(model_config_parse(&c,
+        "{\"architectures\": [\"Qwen3ForCausalLM\"], \"attention_bias\": false, \"head_dim\": 128, "
+        "\"hidden_size\": 1024, \"intermediate_size\": 3072, \"max_position_embeddings\": 40960, "
+        "\"num_attention_heads\": 16, \"num_hidden_layers\": 28, \"num_key_value_heads\": 8, "
+        "\"rms_norm_eps\": 1e-06, \"rope_theta\": 1000000, \"tie_word_embeddings\": true, "
+        "\"vocab_size\": 151936}", "qwen3", &e), 0);
+    assert_int_equal(c.head_dim, 128); /* != hidden / heads = 64 */
+    assert_int_equal(c.qk_norm, 1);
+    assert_int_equal(c.qkv_bias, 0);
+}
+
 static void test_missing_and_misshapen_tensors(void **state) {
     (void)state;
     rlvr_err e;
@@ -619,6 +674,7 @@ int main(void) {
         cmocka_unit_test(test_save_and_reload),
         cmocka_unit_test(test_init_round_trip),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_published_configs),
         cmocka_unit_test(test_missing_and_misshapen_tensors),
         cmocka_unit_test(test_shared_tiny_llama),
     };
