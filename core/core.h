@@ -7,8 +7,10 @@
 #include "cpu_ops.h"
 #include "err.h"
 #include "jsonl.h"
+#include "model.h"
 #include "progress.h"
 #include "rng.h"
+#include "safetensors.h"
 #include "store.h"
 #include "util.h"
 

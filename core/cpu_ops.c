@@ -15,3 +15,182 @@ void rmsnorm_forward(float *out, float *rstd, const float *x, const float *weigh
         for (int c = 0; c < C; c++) o[c] = row[c] * r * weight[c];
     }
 }
+
+void rmsnorm_backward(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
+                      const float *rstd, int T, int C) {
+    /* y = x * r * w with r = (mean(x^2) + eps)^-1/2; dr/dx_c = -r^3 x_c / C, so
+     * dx_c = r * w_c dy_c - r^3 / C * x_c * sum_k(dy_k w_k x_k). */
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * C, *dy = dout + (size_t)t * C;
+        float r = rstd[t];
+        double dot = 0.0;
+        for (int c = 0; c < C; c++) {
+            dot += (double)dy[c] * weight[c] * xr[c];
+            dweight[c] += dy[c] * xr[c] * r;
+        }
+        if (!dx) continue;
+        float *d = dx + (size_t)t * C;
+        float k = (float)(dot * r * r * r / C);
+        for (int c = 0; c < C; c++) d[c] += r * weight[c] * dy[c] - k * xr[c];
+    }
+}
+
+#ifdef RLVR_HAVE_BLAS
+#include <cblas.h>
+static int use_blas = 1;
+#else
+static int use_blas = 0;
+#endif
+
+int cpu_blas_enabled(void) { return use_blas; }
+void cpu_set_blas(int on) {
+#ifdef RLVR_HAVE_BLAS
+    use_blas = on != 0;
+#else
+    (void)on;
+#endif
+}
+
+void cpu_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+               int ldb, float beta, float *C, int ldc) {
+#ifdef RLVR_HAVE_BLAS
+    if (use_blas) {
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+                    alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
+    /* op(A)[i, k] = trans_a ? A[k * lda + i] : A[i * lda + k]; likewise op(B)[k, j].
+     * The k loop is outermost-but-one so that the innermost j loop walks C and, when B is
+     * not transposed, B contiguously. */
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f) for (int j = 0; j < N; j++) c[j] = 0.0f;
+        else if (beta != 1.0f) for (int j = 0; j < N; j++) c[j] *= beta;
+        if (trans_b) {
+            for (int j = 0; j < N; j++) {
+                const float *b = B + (size_t)j * ldb;
+                float sum = 0.0f;
+                for (int k = 0; k < K; k++) sum += (trans_a ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) * b[k];
+                c[j] += alpha * sum;
+            }
+        } else {
+            for (int k = 0; k < K; k++) {
+                float a = alpha * (trans_a ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]);
+                const float *b = B + (size_t)k * ldb;
+                for (int j = 0; j < N; j++) c[j] += a * b[j];
+            }
+        }
+    }
+}
+
+void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int T, int IC, int OC) {
+    cpu_sgemm(0, 1, T, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
+    if (bias)
+        for (int t = 0; t < T; t++)
+            for (int o = 0; o < OC; o++) out[(size_t)t * OC + o] += bias[o];
+}
+
+void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int T,
+                     int IC, int OC) {
+    if (dinp) cpu_sgemm(0, 0, T, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, dinp, IC);
+    cpu_sgemm(1, 0, OC, IC, T, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
+    if (dbias)
+        for (int t = 0; t < T; t++)
+            for (int o = 0; o < OC; o++) dbias[o] += dout[(size_t)t * OC + o];
+}
+
+void rope_forward(float *x, const float *inv_freq, const int *pos, int T, int NH, int D) {
+    int half = D / 2;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            /* fp32 angle, as transformers computes it */
+            float ang = (float)pos[t] * inv_freq[i];
+            float c = cosf(ang), s = sinf(ang);
+            for (int h = 0; h < NH; h++) {
+                float *v = x + ((size_t)t * NH + h) * D;
+                float x1 = v[i], x2 = v[i + half];
+                v[i] = x1 * c - x2 * s;
+                v[i + half] = x2 * c + x1 * s;
+            }
+        }
+}
+
+void rope_backward(float *dx, const float *inv_freq, const int *pos, int T, int NH, int D) {
+    int half = D / 2;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            float ang = (float)pos[t] * inv_freq[i];
+            float c = cosf(ang), s = sinf(ang);
+            for (int h = 0; h < NH; h++) {
+                float *v = dx + ((size_t)t * NH + h) * D;
+                float d1 = v[i], d2 = v[i + half];
+                v[i] = d1 * c + d2 * s;
+                v[i + half] = d2 * c - d1 * s;
+            }
+        }
+}
+
+void swiglu_forward(float *h, const float *gate, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i];
+        h[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+void swiglu_backward(float *dgate, float *dup, const float *dh, const float *gate, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i], sig = 1.0f / (1.0f + expf(-g));
+        dup[i] = dh[i] * g * sig;
+        dgate[i] = dh[i] * up[i] * sig * (1.0f + g * (1.0f - sig)); /* d silu/dg */
+    }
+}
+
+/* ---- threads ---------------------------------------------------------------------------- */
+
+#include <pthread.h>
+
+static int n_threads = 1;
+void cpu_set_threads(int n) { n_threads = n < 1 ? 1 : n > 256 ? 256 : n; }
+int cpu_threads(void) { return n_threads; }
+
+typedef struct par_job {
+    void (*fn)(void *, int);
+    void *ctx;
+    int n, first, step;
+} par_job;
+
+static void *par_worker(void *p) {
+    par_job *j = p;
+    for (int i = j->first; i < j->n; i += j->step) j->fn(j->ctx, i);
+    return NULL;
+}
+
+void cpu_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx) {
+    int nt = n_threads < n ? n_threads : n;
+    if (nt <= 1) {
+        for (int i = 0; i < n; i++) fn(ctx, i);
+        return;
+    }
+#ifdef RLVR_HAVE_BLAS
+    /* GEMMs inside the jobs run on the job's own thread: OpenBLAS threads on top of ours
+     * would oversubscribe the cores. */
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#endif
+    pthread_t th[256];
+    par_job jobs[256];
+    int started[256] = {0};
+    for (int k = 0; k < nt; k++) {
+        jobs[k] = (par_job){fn, ctx, n, k, nt};
+        if (k > 0) started[k] = pthread_create(&th[k], NULL, par_worker, &jobs[k]) == 0;
+    }
+    par_worker(&jobs[0]);
+    for (int k = 1; k < nt; k++) {
+        if (started[k]) pthread_join(th[k], NULL);
+        else par_worker(&jobs[k]); /* a thread that could not start: its share runs here */
+    }
+#ifdef RLVR_HAVE_BLAS
+    openblas_set_num_threads(blas_threads);
+#endif
+}

@@ -3,9 +3,51 @@
 #ifndef RLVR_CPU_OPS_H
 #define RLVR_CPU_OPS_H
 
+#include <stddef.h>
+
 /* RMSNorm forward: out[t, c] = x[t, c] * rstd[t] * weight[c], with
  * rstd[t] = 1 / sqrt(mean_c(x[t, :]^2) + eps). x, out: [T, C]; weight: [C];
  * rstd: [T] (may be NULL), kept for the backward pass. Sums in double. */
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *weight, int T, int C, float eps);
+
+/* RMSNorm backward, accumulating: dx[T, C] += d/dx, dweight[C] += d/dweight, given the
+ * forward's x and rstd. dx may be NULL (the input needs no gradient). */
+void rmsnorm_backward(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
+                      const float *rstd, int T, int C);
+
+/* Matrix products. Row-major sgemm: C[M, N] = alpha * op(A) op(B) + beta * C, op = transpose
+ * when the flag is set; through cblas_sgemm when built with BLAS and not switched off,
+ * else a plain C loop. */
+void cpu_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+               int ldb, float beta, float *C, int ldc);
+/* 1 when BLAS is compiled in and in use. cpu_set_blas(0) switches to the C loop (tests run
+ * both paths); cpu_set_blas(1) has no effect without BLAS. */
+int cpu_blas_enabled(void);
+void cpu_set_blas(int on);
+
+/* Linear layer: out[T, OC] = inp[T, IC] @ w[OC, IC]^T + bias[OC] (bias may be NULL). */
+void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int T, int IC, int OC);
+/* Its backward, accumulating: dinp[T, IC] += dout @ w, dw[OC, IC] += dout^T @ inp,
+ * dbias[OC] += sum_t dout. Any of dinp, dbias may be NULL. */
+void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int T,
+                     int IC, int OC);
+
+/* Rotary embedding, rotate-half convention (Hugging Face): for each head's pair
+ * (x[i], x[i + D/2]) at position p, angle p * inv_freq[i]:
+ * (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin). x: [T, NH, D], in place; pos: [T]. */
+void rope_forward(float *x, const float *inv_freq, const int *pos, int T, int NH, int D);
+/* The transpose rotation, applied in place to the gradient. */
+void rope_backward(float *dx, const float *inv_freq, const int *pos, int T, int NH, int D);
+
+/* SwiGLU: h[n] = silu(gate[n]) * up[n], silu(g) = g * sigmoid(g). */
+void swiglu_forward(float *h, const float *gate, const float *up, size_t n);
+/* Writes (not accumulates) dgate and dup from dh. */
+void swiglu_backward(float *dgate, float *dup, const float *dh, const float *gate, const float *up, size_t n);
+
+/* Runs fn(ctx, i) for i in [0, n) on up to cpu_threads() POSIX threads (fn must not write
+ * what another i writes). cpu_set_threads(n) sets the count (default 1). */
+void cpu_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx);
+void cpu_set_threads(int n);
+int cpu_threads(void);
 
 #endif

@@ -24,7 +24,7 @@ typedef struct command {
 /* Prints "rlvr: <message>" to stderr. */
 void cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-extern const command cmd_train, cmd_sft, cmd_generate, cmd_score, cmd_eval, cmd_reward, cmd_tokenize,
+extern const command cmd_train, cmd_sft, cmd_init, cmd_generate, cmd_score, cmd_eval, cmd_reward, cmd_tokenize,
     cmd_runs, cmd_report;
 
 #endif

@@ -11,7 +11,7 @@
 #include "util.h"
 
 static const command *const commands[] = {
-    &cmd_train, &cmd_sft, &cmd_generate, &cmd_score, &cmd_eval, &cmd_reward, &cmd_tokenize, &cmd_runs, &cmd_report,
+    &cmd_train, &cmd_sft, &cmd_init, &cmd_generate, &cmd_score, &cmd_eval, &cmd_reward, &cmd_tokenize, &cmd_runs, &cmd_report,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

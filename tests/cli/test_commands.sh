@@ -3,7 +3,7 @@
 
 run rlvr --help
 expect_status 0
-for c in train sft generate score eval reward tokenize runs report; do expect_out "  $c "; done
+for c in train sft init generate score eval reward tokenize runs report; do expect_out "  $c "; done
 expect_out "usage: rlvr <command> [options]"
 
 run rlvr
@@ -20,7 +20,7 @@ fi
 expect_out "cuda: "
 
 # Reserved commands: documented, and exit 2 with the agreed message.
-for c in sft generate score eval reward tokenize report; do
+for c in sft eval reward tokenize report; do
     run rlvr "$c"
     expect_status 2
     expect_err_line "rlvr: '$c' is not available yet"
