@@ -10,6 +10,7 @@
 #include "progress.h"
 #include "rng.h"
 #include "store.h"
+#include "tokenizer.h"
 #include "util.h"
 
 #endif
