@@ -259,9 +259,10 @@ char *tok_chat_render(const tok_tokenizer *t, const tok_message *msgs, size_t n,
     return tok_chat_render_family(fam, tok_bos_token(t), tok_eos_token(t), msgs, n, add_generation_prompt, e);
 }
 
-char *tok_chat_render_lua(struct lua_State *L, int fn_index, const tok_tokenizer *t, const tok_message *msgs,
-                          size_t n, int add_generation_prompt, rlvr_err *e) {
+char *tok_chat_render_lua(luabox *box, int fn_index, const tok_tokenizer *t, const tok_message *msgs, size_t n,
+                          int add_generation_prompt, rlvr_err *e) {
     if (check_messages(msgs, n, e) != 0) return NULL;
+    lua_State *L = luabox_state(box);
     int fn = lua_absindex(L, fn_index);
     if (!lua_isfunction(L, fn)) {
         err_set(e, "chat template: expected a Lua function(messages, opts), got a %s", luaL_typename(L, fn));
@@ -289,8 +290,8 @@ char *tok_chat_render_lua(struct lua_State *L, int fn_index, const tok_tokenizer
     lua_setfield(L, -2, "bos_token");
     lua_pushstring(L, t && tok_eos_token(t) ? tok_eos_token(t) : "");
     lua_setfield(L, -2, "eos_token");
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
-        err_set(e, "chat template function: %s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
+    if (luabox_pcall(box, 2, 1, e) != 0) {
+        err_prefix(e, "chat template function");
         lua_settop(L, top);
         return NULL;
     }

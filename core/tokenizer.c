@@ -415,7 +415,7 @@ static pcre2_code *compile_regex(const char *pat, int literal, rlvr_err *e) {
     }
     int errcode;
     PCRE2_SIZE erroff;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK | (literal ? PCRE2_LITERAL : 0);
+    uint32_t opts = PCRE2_UTF | PCRE2_NO_UTF_CHECK | (literal ? PCRE2_LITERAL : PCRE2_UCP);
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)p.s, p.len, opts, &errcode, &erroff, NULL);
     sb_free(&p);
     if (!re) {

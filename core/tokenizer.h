@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "luabox.h"
 #include "util.h"
 
 typedef struct tok_tokenizer tok_tokenizer;
@@ -102,12 +103,12 @@ char *tok_chat_render(const tok_tokenizer *t, const tok_message *msgs, size_t n,
 char *tok_chat_render_family(const char *family, const char *bos_token, const char *eos_token,
                              const tok_message *msgs, size_t n, int add_generation_prompt, rlvr_err *e);
 
-/* A user template as a Lua function: the function at stack index `fn_index` of `L` is called
- * as fn(messages, opts) with messages = { {role=..., content=...}, ... } and opts =
- * { add_generation_prompt = bool, bos_token = str, eos_token = str }; it must return a string.
- * `L` is a state the caller owns (for a config: its sandboxed luabox state). */
-struct lua_State;
-char *tok_chat_render_lua(struct lua_State *L, int fn_index, const tok_tokenizer *t, const tok_message *msgs,
-                          size_t n, int add_generation_prompt, rlvr_err *e);
+/* A user template as a Lua function: the function at stack index `fn_index` of the box's state
+ * is called (under the box's memory and instruction budgets) as fn(messages, opts) with
+ * messages = { {role=..., content=...}, ... } and opts = { add_generation_prompt = bool,
+ * bos_token = str, eos_token = str } (from `t`; "" when t is NULL or has none); it must return
+ * a string. The function stays on the stack. */
+char *tok_chat_render_lua(luabox *box, int fn_index, const tok_tokenizer *t, const tok_message *msgs, size_t n,
+                          int add_generation_prompt, rlvr_err *e);
 
 #endif

@@ -9,7 +9,8 @@ Writes, under tests/fixtures/tokenizer/:
                            bytes.decode('utf-8', 'replace'); rlvr the raw bytes)
   <name>.expected.jsonl    per corpus line: ids (add_special_tokens=False), ids_special (True),
                            decoded, decoded_skip (skip_special_tokens), decoded_half (first half
-                           of the ids), and a last line {"big": ...} for the 100 kB text
+                           of the ids) as hex of their UTF-8, and a last line {"big": ...} for
+                           the 100 kB text
   chat.jsonl               apply_chat_template renderings per family
   templates/*.jinja        the SmolLM2 and DeepSeek-R1 templates (no tokenizer files for them)
 
@@ -143,6 +144,10 @@ def load_reference(path):
     return Tokenizer.from_str(json.dumps(d))
 
 
+def hexs(text):
+    return text.encode("utf-8").hex()
+
+
 def fnv_ids(ids):
     h = 0xCBF29CE484222325
     for i in ids:
@@ -228,12 +233,13 @@ def main():
         with open(os.path.join(OUT, name + ".expected.jsonl"), "w", encoding="utf-8") as f:
             for text in inputs:
                 ids = tok.encode(text, add_special_tokens=False).ids
+                # decodes as hex of their UTF-8: JSON strings cannot carry U+0000 through cJSON
                 rec = {
                     "ids": ids,
                     "ids_special": tok.encode(text, add_special_tokens=True).ids,
-                    "decoded": tok.decode(ids, skip_special_tokens=False),
-                    "decoded_skip": tok.decode(ids, skip_special_tokens=True),
-                    "decoded_half": tok.decode(ids[: len(ids) // 2], skip_special_tokens=False),
+                    "decoded": hexs(tok.decode(ids, skip_special_tokens=False)),
+                    "decoded_skip": hexs(tok.decode(ids, skip_special_tokens=True)),
+                    "decoded_half": hexs(tok.decode(ids[: len(ids) // 2], skip_special_tokens=False)),
                 }
                 f.write(json.dumps(rec, ensure_ascii=True) + "\n")
             big_ids = tok.encode(big, add_special_tokens=False).ids
