@@ -47,6 +47,7 @@ typedef struct sm_ent {
     const char *key;
     uint32_t len;
     int32_t id;
+    uint32_t h32; /* the hash's high half: most mismatches end here, without memcmp */
 } sm_ent;
 
 typedef struct strmap {
@@ -65,22 +66,25 @@ static int sm_init(strmap *m, size_t n_expected) {
 
 static int32_t sm_get(const strmap *m, const char *k, size_t n) {
     if (!m->ents) return -1;
-    size_t i = hash_bytes(k, n) & m->mask;
+    uint64_t h = hash_bytes(k, n);
+    uint32_t h32 = (uint32_t)(h >> 32);
+    size_t i = h & m->mask;
     for (;;) {
         const sm_ent *e = &m->ents[i];
         if (!e->key) return -1;
-        if (e->len == n && memcmp(e->key, k, n) == 0) return e->id;
+        if (e->h32 == h32 && e->len == n && memcmp(e->key, k, n) == 0) return e->id;
         i = (i + 1) & m->mask;
     }
 }
 
 /* Inserts or overwrites (a later duplicate wins, as in a JSON object read into a HashMap). */
 static void sm_put(strmap *m, const char *k, size_t n, int32_t id) {
-    size_t i = hash_bytes(k, n) & m->mask;
+    uint64_t h = hash_bytes(k, n);
+    size_t i = h & m->mask;
     for (;;) {
         sm_ent *e = &m->ents[i];
         if (!e->key) {
-            e->key = k, e->len = (uint32_t)n, e->id = id;
+            e->key = k, e->len = (uint32_t)n, e->id = id, e->h32 = (uint32_t)(h >> 32);
             m->n++;
             return;
         }
@@ -104,7 +108,13 @@ typedef struct mergemap {
 } mergemap;
 
 static inline size_t mg_slot(uint64_t key, size_t mask) {
-    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & mask;
+    /* splitmix64's finalizer: both ids must reach the low bits the mask keeps */
+    key ^= key >> 30;
+    key *= 0xBF58476D1CE4E5B9ull;
+    key ^= key >> 27;
+    key *= 0x94D049BB133111EBull;
+    key ^= key >> 31;
+    return (size_t)key & mask;
 }
 
 static inline const mg_ent *mg_get(const mergemap *m, int32_t a, int32_t b) {
@@ -1132,14 +1142,6 @@ static size_t bpe_merge(enc_ctx *c, size_t n) {
 static void model_word(enc_ctx *c, const char *w, size_t n) {
     tok_tokenizer *t = c->t;
     if (n == 0 || c->oom) return;
-    const strmap *vocab = t->byte_level ? &t->by_raw : &t->by_str;
-    if (t->ignore_merges) {
-        int32_t id = sm_get(vocab, w, n);
-        if (id >= 0) {
-            if (ids_push(c->out, id) != 0) c->oom = 1;
-            return;
-        }
-    }
     uint64_t h = 0;
     cache_ent *ce = NULL;
     if (c->use_cache && n <= CACHE_KEY) {
@@ -1148,6 +1150,18 @@ static void model_word(enc_ctx *c, const char *w, size_t n) {
         if (ce->h == h && ce->klen == n && memcmp(ce->key, w, n) == 0) {
             for (size_t i = 0; i < ce->nids; i++)
                 if (ids_push(c->out, ce->ids[i]) != 0) c->oom = 1;
+            return;
+        }
+    }
+    if (t->ignore_merges) { /* a word that is a token is that token (Llama-3) */
+        int32_t id = sm_get(t->byte_level ? &t->by_raw : &t->by_str, w, n);
+        if (id >= 0) {
+            if (ids_push(c->out, id) != 0) c->oom = 1;
+            if (ce) {
+                ce->h = h, ce->klen = (uint8_t)n, ce->nids = 1;
+                memcpy(ce->key, w, n);
+                ce->ids[0] = id;
+            }
             return;
         }
     }
@@ -1410,7 +1424,8 @@ static long find_added(const tok_tokenizer *t, const added_set *set, const char 
         if (!set->first[(unsigned char)s[i]]) continue;
         for (const int32_t *k = set->by_first[(unsigned char)s[i]]; *k >= 0; k++) {
             const added_token *a = &t->added[*k];
-            if (a->len > n - i || memcmp(s + i, a->content, a->len) != 0) continue;
+            if (a->len > n - i || (a->len > 1 && a->content[1] != s[i + 1]) || memcmp(s + i, a->content, a->len) != 0)
+                continue;
             size_t start = i, stop = i + a->len;
             if (a->single_word) {
                 /* a word character touching either end rejects the match */
