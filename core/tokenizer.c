@@ -1360,7 +1360,7 @@ static char *normalize(const tok_tokenizer *t, const char *s, size_t n, size_t *
                                   : nm->type == NORM_NFKD ? UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT
                                                           : UTF8PROC_CASEFOLD;
             if (nm->type == NORM_LOWERCASE) {
-                /* per-character lowercase (Rust's str::to_lowercase, without its final-sigma rule) */
+                /* per-character lowercase, as HF's char::to_lowercase (no final-sigma rule) */
                 sbuf b;
                 sb_init(&b);
                 for (size_t i = 0; i < len;) {
@@ -1368,7 +1368,8 @@ static char *normalize(const tok_tokenizer *t, const char *s, size_t n, size_t *
                     size_t l = utf8_decode((const unsigned char *)cur + i, len - i, &cp);
                     if (!l) l = 1, cp = 0xFFFD;
                     char u[4];
-                    put_n(&b, u, utf8_encode((uint32_t)utf8proc_tolower((utf8proc_int32_t)cp), u));
+                    if (cp == 0x130) put_n(&b, "i\xCC\x87", 3); /* İ: the one multi-character lowercase */
+                    else put_n(&b, u, utf8_encode((uint32_t)utf8proc_tolower((utf8proc_int32_t)cp), u));
                     i += l;
                 }
                 next_len = b.len;
@@ -1677,13 +1678,13 @@ static int decode_step(const decoder_step *d, piece_list *in, piece_list *out) {
     case DEC_STRIP: {
         size_t cl = strlen(d->a);
         for (size_t i = 0; i < in->n; i++) {
-            const sbuf *s = &in->p[i];
-            size_t a = 0, b = s->len;
-            for (int k = 0; k < d->start && a + cl <= b && memcmp(s->s + a, d->a, cl) == 0; k++) a += cl;
-            for (int k = 0; k < d->stop && b >= a + cl && memcmp(s->s + b - cl, d->a, cl) == 0; k++) b -= cl;
+            const char *src = in->p[i].s ? in->p[i].s : ""; /* an empty piece may be unallocated */
+            size_t a = 0, b = in->p[i].len;
+            for (int k = 0; k < d->start && a + cl <= b && memcmp(src + a, d->a, cl) == 0; k++) a += cl;
+            for (int k = 0; k < d->stop && b >= a + cl && memcmp(src + b - cl, d->a, cl) == 0; k++) b -= cl;
             sbuf *o = pl_add(out);
             if (!o) return -1;
-            put_n(o, s->s + a, b - a);
+            put_n(o, src + a, b - a);
         }
         break;
     }

@@ -13,6 +13,8 @@ Writes, under tests/fixtures/tokenizer/:
                            the 100 kB text
   chat.jsonl               apply_chat_template renderings per family
   templates/*.jinja        the SmolLM2 and DeepSeek-R1 templates (no tokenizer files for them)
+  synth-*.json             two small tokenizers trained here on the corpus, for features the real
+                           files do not exercise (see synthetic_tokenizers), with their expected ids
 
 The 100 kB text is not stored: both sides build it the same way (corpus texts joined by "\n",
 repeated until >= 100,000 bytes); its ids are checked by count and FNV-1a-64 of the ids.
@@ -23,7 +25,7 @@ import json
 import os
 import sys
 
-from tokenizers import Tokenizer
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -104,6 +106,14 @@ TEXTS = [
     "Ǆ ǅ ǆ and ΐ",
     "\u2581 lower one eighth block \u2581\u2581",
     "Ġ ċ Ċ byte chars in text",
+    # added-token flags of the synthetic tokenizers: lstrip, rstrip, single_word, normalized
+    "a   <mask>  b <mask>",
+    "x [END]   y\t[END]\n\nz",
+    "a word, words, sword word_ _word WORD",
+    "Raw Text and raw text and RAW TEXT",
+    "<tag> and <TAG> and ``quoted``",
+    "pre-fix co-op 1-2-3 -- end.",
+    " spaced  spaced spaced ",
 ]
 
 INVALID = [
@@ -142,6 +152,48 @@ def load_reference(path):
         m["merges"] = [x for x in m["merges"]
                        if (x.replace(" ", "", 1) if isinstance(x, str) else "".join(x)) in vocab]
     return Tokenizer.from_str(json.dumps(d))
+
+
+def synthetic_tokenizers():
+    """Two small tokenizers trained on the corpus, for what the real files do not use:
+    NFKC/Lowercase/Replace normalizers, Metaspace with split, Split with every behaviour and
+    invert, ByteLevel with add_prefix_space, byte fallback with fuse_unk, added tokens with
+    lstrip/rstrip/single_word/normalized, TemplateProcessing with a token on each side."""
+    out = {}
+    # SentencePiece-like: Metaspace pre-tokenizer and decoder, byte fallback, unk
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=True)
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first", split=True)
+    specials = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)]
+    trainer = trainers.BpeTrainer(vocab_size=520, special_tokens=specials, limit_alphabet=60, show_progress=False)
+    tok.train_from_iterator(TEXTS, trainer)
+    tok.add_special_tokens([AddedToken("<mask>", lstrip=True, special=True),
+                            AddedToken("[END]", rstrip=True, special=True)])
+    tok.add_tokens([AddedToken("word", single_word=True, normalized=True),
+                    AddedToken("Raw Text", normalized=False)])
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> $B </s>",
+                                                       special_tokens=[("<s>", tok.token_to_id("<s>")),
+                                                                       ("</s>", tok.token_to_id("</s>"))])
+    out["synth-metaspace"] = tok
+    # byte-level with a chain of Split pre-tokenizers
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.Sequence([normalizers.Replace("``", '"'), normalizers.NFD()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(" ", behavior="merged_with_next"),
+        pre_tokenizers.Split(pattern=__import__("tokenizers").Regex("\\p{N}"), behavior="isolated"),
+        pre_tokenizers.Split("-", behavior="removed"),
+        pre_tokenizers.Split(pattern=__import__("tokenizers").Regex("[.!?]+"), behavior="merged_with_previous"),
+        pre_tokenizers.Split(pattern=__import__("tokenizers").Regex("[a-z]+"), behavior="isolated", invert=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=["<|sep|>"], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(TEXTS, trainer)
+    tok.add_tokens([AddedToken("<tag>", normalized=True), AddedToken(" spaced ", normalized=False)])
+    out["synth-split"] = tok
+    return out
 
 
 def hexs(text):
@@ -227,9 +279,14 @@ def main():
     inputs = list(TEXTS) + [b.decode("utf-8", errors="replace") for b in INVALID]
     big = big_text()
 
-    for name in TOKENIZERS:
-        path = os.path.join(SHARED, name, "tokenizer.json")
-        tok = load_reference(path)
+    synth = synthetic_tokenizers()
+    for name in synth:
+        synth[name].save(os.path.join(OUT, name + ".json"))
+    for name in TOKENIZERS + list(synth):
+        if name in synth:
+            tok = Tokenizer.from_file(os.path.join(OUT, name + ".json"))
+        else:
+            tok = load_reference(os.path.join(SHARED, name, "tokenizer.json"))
         with open(os.path.join(OUT, name + ".expected.jsonl"), "w", encoding="utf-8") as f:
             for text in inputs:
                 ids = tok.encode(text, add_special_tokens=False).ids
