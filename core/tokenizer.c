@@ -1583,15 +1583,11 @@ static int decode_step(const decoder_step *d, piece_list *in, piece_list *out) {
     int oom = 0;
     switch (d->type) {
     case DEC_BYTELEVEL: {
-        static int32_t c2b[324];
-        static int ready;
-        if (!ready) {
-            uint32_t b2c[256];
-            byte_level_table(b2c);
-            for (int i = 0; i < 324; i++) c2b[i] = -1;
-            for (int b = 0; b < 256; b++) c2b[b2c[b]] = b;
-            ready = 1;
-        }
+        int32_t c2b[324]; /* built per call: cheap, and no shared state between decoding threads */
+        uint32_t b2c[256];
+        byte_level_table(b2c);
+        for (int i = 0; i < 324; i++) c2b[i] = -1;
+        for (int b = 0; b < 256; b++) c2b[b2c[b]] = b;
         sbuf raw;
         sb_init(&raw);
         char *tmp = NULL;

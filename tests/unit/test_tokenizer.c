@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <pthread.h>
 
 #include "rng.h"
 #include "testing.h"
@@ -565,6 +566,48 @@ static void random_bytes_encode_decode(void **state) {
     }
 }
 
+/* Several threads encoding with one tokenizer (the word cache is taken with a try-lock)
+ * get the same ids as one thread. */
+typedef struct enc_job {
+    tok_tokenizer *t;
+    const char *text;
+    size_t n;
+    tok_ids ids;
+    int rc;
+} enc_job;
+
+static void *encode_job(void *p) {
+    enc_job *j = p;
+    rlvr_err e = {{0}};
+    for (int rep = 0; rep < 20 && j->rc == 0; rep++) {
+        j->ids.n = 0;
+        j->rc = tok_encode(j->t, j->text, j->n, 0, &j->ids, &e);
+    }
+    return NULL;
+}
+
+static void concurrent_encodes_agree(void **state) {
+    int k = TOKS[1] ? 1 : 4; /* qwen2.5, or a synthetic one without ../shared */
+    const char *text = "I'm sure they'll say 12345 words, 你好 and 😀 again and again and again.\n";
+    tok_ids want = {0};
+    rlvr_err e = {{0}};
+    assert_int_equal(tok_encode(TOKS[k], text, strlen(text), 0, &want, &e), 0);
+    pthread_t th[4];
+    enc_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (enc_job){.t = TOKS[k], .text = text, .n = strlen(text)};
+        assert_int_equal(pthread_create(&th[i], NULL, encode_job, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(jobs[i].rc, 0);
+        assert_int_equal(jobs[i].ids.n, want.n);
+        assert_memory_equal(jobs[i].ids.ids, want.ids, want.n * sizeof(int32_t));
+        tok_ids_free(&jobs[i].ids);
+    }
+    tok_ids_free(&want);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(corpus_matches_hf),
@@ -575,6 +618,7 @@ int main(void) {
         cmocka_unit_test(chat_templates_match_transformers),
         cmocka_unit_test(load_errors_name_the_problem),
         cmocka_unit_test(random_bytes_encode_decode),
+        cmocka_unit_test(concurrent_encodes_agree),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
