@@ -263,6 +263,28 @@ static int is_unicode_ws(uint32_t c) {
            c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
+/* Rust regex's Unicode \w, which HF's single_word check uses: Alphabetic (letters, letter
+ * numbers, and the Other_Alphabetic circled/squared letters), marks, decimal digits, connector
+ * punctuation and the join controls. */
+static int is_word_char(uint32_t c) {
+    switch (utf8proc_category((utf8proc_int32_t)c)) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_PC: return 1;
+    default:
+        return c == 0x200C || c == 0x200D || (c >= 0x24B6 && c <= 0x24E9) || (c >= 0x1F130 && c <= 0x1F149) ||
+               (c >= 0x1F150 && c <= 0x1F169) || (c >= 0x1F170 && c <= 0x1F189);
+    }
+}
+
 /* GPT-2's bytes_to_unicode: printable Latin-1 bytes map to themselves, the other 68 bytes
  * to U+0100 upward in byte order. */
 static void byte_level_table(uint32_t byte_to_cp[256]) {
@@ -1435,11 +1457,9 @@ static long find_added(const tok_tokenizer *t, const added_set *set, const char 
                 if (start > 0) {
                     size_t j = start - 1;
                     while (j > 0 && ((unsigned char)s[j] & 0xC0) == 0x80) j--;
-                    if (utf8_decode((const unsigned char *)s + j, n - j, &cp))
-                        before = utf8proc_category((utf8proc_int32_t)cp) <= UTF8PROC_CATEGORY_NO || cp == '_';
+                    if (utf8_decode((const unsigned char *)s + j, n - j, &cp)) before = is_word_char(cp);
                 }
-                if (stop < n && utf8_decode((const unsigned char *)s + stop, n - stop, &cp))
-                    after = utf8proc_category((utf8proc_int32_t)cp) <= UTF8PROC_CATEGORY_NO || cp == '_';
+                if (stop < n && utf8_decode((const unsigned char *)s + stop, n - stop, &cp)) after = is_word_char(cp);
                 if (before || after) continue;
             }
             if (a->lstrip) {

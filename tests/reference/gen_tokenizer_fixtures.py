@@ -114,6 +114,9 @@ TEXTS = [
     "<tag> and <TAG> and ``quoted``",
     "pre-fix co-op 1-2-3 -- end.",
     " spaced  spaced spaced ",
+    # single_word neighbours (regressions: an unassigned code point is not a word character;
+    # a join control, a combining mark and a letter number are)
+    "word\U00010062 \u200dword word\u0301 word\u2168 word\u00bd word\u24b6",
 ]
 
 INVALID = [
