@@ -73,9 +73,9 @@ static size_t dec1(const unsigned char *s, size_t n, uint32_t *cp) {
     return *cp = ((c & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) | ((s[2] & 0x3Fu) << 6) | (s[3] & 0x3Fu), 4;
 }
 
-static void put_trimmed(sbuf *out, const char *s) {
+void tok_py_strip(const char *s, size_t n, sbuf *out) {
     const unsigned char *u = (const unsigned char *)s;
-    size_t n = strlen(s), a = 0, b = n, last_end = 0;
+    size_t a = 0, last_end = 0;
     int seen = 0;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
@@ -86,9 +86,11 @@ static void put_trimmed(sbuf *out, const char *s) {
         }
         i += l;
     }
-    if (!seen) return;
-    b = last_end;
-    sb_putn(out, s + a, b - a);
+    if (seen) sb_putn(out, s + a, last_end - a);
+}
+
+static void put_trimmed(sbuf *out, const char *s) {
+    tok_py_strip(s, strlen(s), out);
 }
 
 /* Llama-3:
@@ -250,11 +252,15 @@ char *tok_chat_render(const tok_tokenizer *t, const tok_message *msgs, size_t n,
     }
     const char *fam = tok_chat_family_of(text);
     if (!fam) {
-        err_set(e, "the tokenizer's chat_template is not one rlvr recognises (fingerprint %016llx); name a family "
-                   "(qwen2.5, llama3, smollm2, zephyr, deepseek-r1) if it renders the same, or give the template "
-                   "as a Lua function(messages, opts) that returns the prompt",
-                (unsigned long long)fingerprint(text));
-        return NULL;
+        if (check_messages(msgs, n, e) != 0) return NULL;
+        char *s = tok_jinja_render(text, tok_bos_token(t), tok_eos_token(t), msgs, n, add_generation_prompt, e);
+        if (!s)
+            err_prefix(e, "the tokenizer's chat_template is not one rlvr recognises (fingerprint %016llx) and rlvr's "
+                          "Jinja subset cannot render it; name a family (qwen2.5, llama3, smollm2, zephyr, "
+                          "deepseek-r1) if it renders the same, or give the template as a Lua function(messages, "
+                          "opts) that returns the prompt",
+                       (unsigned long long)fingerprint(text));
+        return s;
     }
     return tok_chat_render_family(fam, tok_bos_token(t), tok_eos_token(t), msgs, n, add_generation_prompt, e);
 }

@@ -78,8 +78,9 @@ int32_t tok_eos_id(const tok_tokenizer *t);
  * Checkpoints ship a Jinja chat_template. rlvr recognises the templates users meet (ChatML as
  * in Qwen2.5 with or without a system prompt, Llama-3, SmolLM2, Zephyr/TinyLlama, DeepSeek-R1)
  * and renders them byte-identical to transformers' apply_chat_template(...,
- * add_generation_prompt=...). Any other template is an error that says how to supply one: a
- * function (in C, or a Lua function from the config through tok_chat_render_lua). */
+ * add_generation_prompt=...). Other templates go through a small Jinja subset (jinja.c: for, if,
+ * set, namespace, the usual expressions, filters and string methods); one outside the subset is
+ * an error that says how to supply it: a family name, or a Lua function (tok_chat_render_lua). */
 typedef struct tok_message {
     const char *role;    /* "system", "user", "assistant" */
     const char *content; /* UTF-8 */
@@ -92,9 +93,9 @@ const char *tok_chat_family_of(const char *template_text);
  * "deepseek-r1"), or NULL when there is no template or it is not recognised. */
 const char *tok_chat_family(const tok_tokenizer *t);
 
-/* Renders messages with the tokenizer's template. Returns a NUL-terminated string the caller
- * frees, or NULL with `e` filled (no template, unrecognised template, a message the template
- * refuses - e.g. Zephyr's unknown role - or out of memory). */
+/* Renders messages with the tokenizer's template (recognised family, else the Jinja subset).
+ * Returns a NUL-terminated string the caller frees, or NULL with `e` filled (no template, a
+ * template outside the subset or one that raises, a message the renderer refuses, OOM). */
 char *tok_chat_render(const tok_tokenizer *t, const tok_message *msgs, size_t n, int add_generation_prompt,
                       rlvr_err *e);
 

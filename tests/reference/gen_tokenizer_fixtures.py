@@ -254,6 +254,34 @@ DEEPSEEK_R1_TEMPLATE = (
     "{% if add_generation_prompt and not ns.is_tool %}{{'<｜Assistant｜>'}}{% endif %}"
 )
 
+# Templates rlvr does not recognise, rendered through its Jinja subset (family "jinja:NAME").
+QWEN25_MATH_TEMPLATE = None  # built from the Qwen2.5 template in main(): Qwen2.5-Math's default system prompt
+
+MISTRAL_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}"
+    "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}"
+)
+
+FEATURES_TEMPLATE = """{#- exercises rlvr's Jinja subset -#}
+{%- set ns = namespace(chars=0, users=[]) %}
+{%- for m in messages[-3:] %}
+  {%- set ns.chars = ns.chars + m['content'] | trim | length %}
+  {%- if m.role == 'user' and m.content is defined and m.content is not none %}
+    {%- set ns.users = ns.users + [m.content.split(' ') | first] %}
+  {%- endif %}
+  {{ loop.index }}/{{ loop.length }} {{ m.role | upper }}{{ '!' if m.content.startswith('T') else '' }}
+  {%- if loop.first %} (first){% elif loop.last %} (last){% else %} ({{ loop.revindex0 }} to go){% endif %}
+{% endfor %}
+{{- 'chars=' ~ ns.chars ~ ' users=' ~ ns.users | join(',') }}
+{%- if 'Hi' in messages | map(attribute='content') | list %}never{% endif %}
+{%- if add_generation_prompt and not (messages[0].role == 'assistant') %}
+<gen>{{ messages[-1]['content'].replace('a', 'A').rstrip() }}</gen>
+{%- endif %}"""
+
 CONVERSATIONS = [
     [{"role": "user", "content": "What is 2+2?"}],
     [{"role": "system", "content": "You are a math tutor."}, {"role": "user", "content": "Solve x+1=3."}],
@@ -321,6 +349,13 @@ def main():
     fams.append(("smollm2", base, SMOLLM2_TEMPLATE, {}))
     fams.append(("deepseek-r1", base, DEEPSEEK_R1_TEMPLATE,
                  {"bos_token": "<｜begin▁of▁sentence｜>", "eos_token": "<｜end▁of▁sentence｜>"}))
+    qwen_math = fams[0][1].chat_template.replace(
+        "You are a helpful assistant.", "Please reason step by step, and put your final answer within \\\\boxed{}.")
+    features = FEATURES_TEMPLATE.replace("{%- if 'Hi' in messages | map(attribute='content') | list %}never{% endif %}\n", "")
+    for name, tmpl in [("qwen2.5-math", qwen_math), ("mistral", MISTRAL_TEMPLATE), ("features", features)]:
+        with open(os.path.join(OUT, "templates", name + ".jinja"), "w", encoding="utf-8") as f:
+            f.write(tmpl)
+        fams.append(("jinja:" + name, base, tmpl, {"bos_token": "<s>", "eos_token": "</s>"}))
     with open(os.path.join(OUT, "chat.jsonl"), "w", encoding="utf-8") as f:
         for fam, hf, template, kw in fams:
             tmpl = template if template is not None else hf.chat_template
@@ -329,11 +364,14 @@ def main():
             eos = kw.get("eos_token", hf.eos_token)
             for conv in CONVERSATIONS:
                 for agp in (True, False):
-                    out = hf.apply_chat_template(conv, chat_template=template, add_generation_prompt=agp,
-                                                 tokenize=False, **kw)
-                    f.write(json.dumps({"family": fam, "fingerprint": fingerprint(tmpl), "bos": bos, "eos": eos,
-                                        "messages": conv, "add_generation_prompt": agp, "rendered": out},
-                                       ensure_ascii=True) + "\n")
+                    rec = {"family": fam, "fingerprint": fingerprint(tmpl), "bos": bos, "eos": eos,
+                           "messages": conv, "add_generation_prompt": agp}
+                    try:
+                        rec["rendered"] = hf.apply_chat_template(conv, chat_template=template,
+                                                                 add_generation_prompt=agp, tokenize=False, **kw)
+                    except Exception as ex:  # a template's raise_exception: rlvr must refuse too
+                        rec["error"] = str(ex)
+                    f.write(json.dumps(rec, ensure_ascii=True) + "\n")
     return 0
 
 
