@@ -484,7 +484,9 @@ static value *primary(jctx *c, int ev) {
     if (ch == '\'' || ch == '"') return string_literal(c);
     if (ch >= '0' && ch <= '9') {
         long long n = 0;
-        while (c->pos < c->len && c->src[c->pos] >= '0' && c->src[c->pos] <= '9') n = n * 10 + (c->src[c->pos++] - '0');
+        while (c->pos < c->len && c->src[c->pos] >= '0' && c->src[c->pos] <= '9')
+            if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, c->src[c->pos++] - '0', &n))
+                return jfail(c, "integer literal too large"), &UNDEF;
         if (c->pos < c->len && c->src[c->pos] == '.') return jfail(c, "floats are not in rlvr's Jinja subset"), &UNDEF;
         return mk_int(c, n, V_INT);
     }
@@ -661,8 +663,10 @@ static value *unary(jctx *c, int ev) {
     if (accept(c, "-")) {
         value *v = unary(c, ev);
         if (!ev) return v;
+        long long r;
         if (v->t != V_INT) return jfail(c, "negative of a non-number"), &UNDEF;
-        return mk_int(c, -v->i, V_INT);
+        if (__builtin_sub_overflow(0LL, v->i, &r)) return jfail(c, "integer overflow"), &UNDEF;
+        return mk_int(c, r, V_INT);
     }
     return postfix(c, ev);
 }
@@ -676,9 +680,19 @@ static value *mul(jctx *c, int ev) {
         value *r = unary(c, ev);
         if (!ev) continue;
         if (v->t != V_INT || r->t != V_INT) return jfail(c, "arithmetic on non-numbers"), &UNDEF;
-        if (op == '*') v = mk_int(c, v->i * r->i, V_INT);
-        else if (r->i == 0) return jfail(c, "division by zero"), &UNDEF;
-        else if (op == '%') v = mk_int(c, ((v->i % r->i) + r->i) % r->i, V_INT);
+        long long prod;
+        if (op == '*') {
+            if (__builtin_mul_overflow(v->i, r->i, &prod)) return jfail(c, "integer overflow"), &UNDEF;
+            v = mk_int(c, prod, V_INT);
+        } else if (r->i == 0) return jfail(c, "division by zero"), &UNDEF;
+        else if (r->i == -1) /* x % -1 is 0; x // -1 is -x, which overflows only for the minimum */
+            v = op == '%' ? mk_int(c, 0, V_INT)
+                          : (v->i == (-9223372036854775807LL - 1) ? (jfail(c, "integer overflow"), &UNDEF)
+                                                                 : mk_int(c, -v->i, V_INT));
+        else if (op == '%') { /* Python's sign rule; m + r cannot overflow: their signs differ */
+            long long m = v->i % r->i;
+            v = mk_int(c, m != 0 && ((m < 0) != (r->i < 0)) ? m + r->i : m, V_INT);
+        }
         else if (floordiv) v = mk_int(c, v->i / r->i - ((v->i % r->i != 0) && ((v->i < 0) != (r->i < 0))), V_INT);
         else return jfail(c, "true division is not in rlvr's Jinja subset"), &UNDEF;
     }
@@ -720,7 +734,10 @@ static value *add(jctx *c, int ev) {
             }
             v = l;
         } else if ((v->t == V_INT || v->t == V_BOOL) && (r->t == V_INT || r->t == V_BOOL)) {
-            v = mk_int(c, op == '+' ? v->i + r->i : v->i - r->i, V_INT);
+            long long sum;
+            if (op == '+' ? __builtin_add_overflow(v->i, r->i, &sum) : __builtin_sub_overflow(v->i, r->i, &sum))
+                return jfail(c, "integer overflow"), &UNDEF;
+            v = mk_int(c, sum, V_INT);
         } else {
             return jfail(c, "'%c' on mismatched values (an undefined variable?)", op), &UNDEF;
         }
