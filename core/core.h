@@ -12,6 +12,7 @@
 #include "rng.h"
 #include "safetensors.h"
 #include "store.h"
+#include "tokenizer.h"
 #include "util.h"
 
 #endif
