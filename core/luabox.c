@@ -4,12 +4,15 @@
  * Allocator contract (lua_Alloc): `used` counts the bytes Lua holds; a request that would
  * take it past `limit` fails, which Lua turns into a "not enough memory" error after an
  * emergency collection. Budgets are checked in a count hook, so they bound Lua code; a
- * single long C call (a pathological string.find) is not interrupted - a process-level
- * timeout (the reward sandbox) covers that. */
+ * long C call that allocates (string.rep, gsub, table.concat) is stopped by the allocator,
+ * which also refuses requests once the call's wall-clock deadline has passed. A C call
+ * that neither runs Lua code nor allocates (a pathological string.find) is not
+ * interrupted: the memory cap bounds its subject, and docs/rewards.md says so. */
 #include "luabox.h"
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +40,12 @@ struct luabox {
     size_t used, limit;
     long long max_instructions, instructions;
     double max_seconds, deadline;
-    int mem_refused; /* the allocator refused a request during this call */
+    luabox_failure failure;
+    int mem_refused;  /* the allocator refused a request during this call */
+    int time_refused; /* ... because the call's deadline had passed */
+    int budget_hit;   /* the hook stopped the call (instructions or time) */
+    int in_call;      /* inside luabox_pcall: the deadline applies */
+    unsigned n_allocs;
     char *module_dir;
     /* Modules being loaded, outermost first: for naming a require cycle. Fixed storage
      * so that a Lua error (a longjmp) can never leak it. */
@@ -65,6 +73,15 @@ static void *box_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         b->mem_refused = 1;
         return NULL;
     }
+    /* The deadline, checked on every 64th request and on every large one: a C function
+     * building a big result (string.rep, gsub) allocates as it grows, so this is where a
+     * call that runs no Lua instructions can still be stopped. Refusing turns into a
+     * memory error, which luabox_pcall reports as the time budget. */
+    if (b->in_call && b->max_seconds > 0 && nsize > old && (++b->n_allocs % 64 == 0 || nsize >= 65536) &&
+        util_now() > b->deadline) {
+        b->time_refused = 1;
+        return NULL;
+    }
     void *p = realloc(ptr, nsize);
     if (!p) {
         b->mem_refused = 1;
@@ -84,6 +101,7 @@ static void box_hook(lua_State *L, lua_Debug *ar) {
     luabox *b = *(luabox **)lua_getextraspace(L);
     b->instructions += BOX_HOOK_EVERY;
     if (b->max_instructions && b->instructions > b->max_instructions) {
+        b->budget_hit = 1;
         luaL_where(L, 0);
         lua_pushfstring(L, "the script ran more than %I Lua instructions (is there an endless loop?)",
                         (lua_Integer)b->max_instructions);
@@ -91,6 +109,7 @@ static void box_hook(lua_State *L, lua_Debug *ar) {
         lua_error(L);
     }
     if (b->max_seconds > 0 && util_now() > b->deadline) {
+        b->budget_hit = 1;
         luaL_where(L, 0);
         lua_pushfstring(L, "the script ran longer than %f seconds (is there an endless loop?)", b->max_seconds);
         lua_concat(L, 2);
@@ -368,12 +387,21 @@ int luabox_pcall(luabox *b, int nargs, int nres, rlvr_err *e) {
     lua_State *L = b->L;
     b->instructions = 0;
     b->deadline = util_now() + b->max_seconds;
-    b->mem_refused = 0;
+    b->mem_refused = b->time_refused = b->budget_hit = 0;
+    b->failure = LUABOX_FAIL_NONE;
     b->depth = 0;
+    b->in_call = 1;
     int st = lua_pcall(L, nargs, nres, 0);
+    b->in_call = 0;
     if (st == LUA_OK) return 0;
     const char *msg = lua_tostring(L, -1);
-    if (st == LUA_ERRMEM || (b->mem_refused && msg && strcmp(msg, "not enough memory") == 0)) {
+    int oom = st == LUA_ERRMEM || ((b->mem_refused || b->time_refused) && msg && strcmp(msg, "not enough memory") == 0);
+    b->failure = b->budget_hit ? LUABOX_FAIL_BUDGET : LUABOX_FAIL_ERROR;
+    if (oom && b->time_refused) {
+        b->failure = LUABOX_FAIL_BUDGET;
+        err_set(e, "the script ran longer than %g seconds (stopped inside a library call)", b->max_seconds);
+    } else if (oom) {
+        b->failure = LUABOX_FAIL_MEMORY;
         if (b->limit)
             err_set(e, "out of memory: the Lua state is limited to %zu MiB", b->limit >> 20);
         else
@@ -386,4 +414,37 @@ int luabox_pcall(luabox *b, int nargs, int nres, rlvr_err *e) {
     }
     lua_pop(L, 1);
     return -1;
+}
+
+luabox_failure luabox_last_failure(const luabox *b) { return b->failure; }
+
+/* Runs open(name) protected and stores its result as the loaded module `name`. */
+static int box_preload_call(lua_State *L) {
+    lua_CFunction open = (lua_CFunction)(uintptr_t)lua_touserdata(L, 1);
+    const char *name = lua_tostring(L, 2);
+    lua_pushcfunction(L, open);
+    lua_pushstring(L, name);
+    lua_call(L, 1, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &box_loaded_key);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, name);
+    return 0;
+}
+
+int luabox_preload(luabox *b, const char *name, int (*open)(struct lua_State *), rlvr_err *e) {
+    lua_State *L = b->L;
+    lua_pushcfunction(L, box_preload_call);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)open);
+    lua_pushstring(L, name);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        err_set(e, "opening module '%s': %s", name, lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+        lua_pop(L, 1);
+        return -1;
+    }
+    return 0;
+}
+
+void luabox_extend_deadline(lua_State *L, double seconds) {
+    luabox *b = *(luabox **)lua_getextraspace(L);
+    if (seconds > 0) b->deadline += seconds;
 }

@@ -9,6 +9,5 @@ RESERVED(cmd_sft, "sft", "Supervised fine-tuning on prompt/response pairs", "[CO
 RESERVED(cmd_generate, "generate", "Generate samples from a model", "--model DIR (--prompt TEXT | --prompts FILE.jsonl) [options]");
 RESERVED(cmd_score, "score", "Per-token log-probabilities of given texts or token ids", "--model DIR --in FILE.jsonl [options]");
 RESERVED(cmd_eval, "eval", "Evaluate a model's accuracy on a dataset with a reward script", "[CONFIG.lua] [options]");
-RESERVED(cmd_reward, "reward", "Score completions with a reward script", "--script NAME|FILE.lua --in IN.jsonl [options]");
 RESERVED(cmd_tokenize, "tokenize", "Encode or decode JSONL lines with a Hugging Face tokenizer", "--tokenizer PATH [options]");
 RESERVED(cmd_report, "report", "Summarize a run from its database", "[RUN_DIR|run.db] [options]");
