@@ -45,6 +45,8 @@ typedef struct sbx_opts {
     size_t memory_bytes;  /* address-space limit; 0 = 1 GiB */
     size_t max_output;    /* bytes of stdout+stderr kept; more kills the program; 0 = 1 MiB */
     int unsafe_no_sandbox; /* run without isolation (explicit opt-in; never the default) */
+    int no_audit_hook;     /* tests only: leave out the runner's audit hook, to check that the
+                              OS-level layers (bwrap, seccomp, rlimits) hold on their own */
 } sbx_opts;
 
 typedef enum sbx_verdict {

@@ -33,6 +33,12 @@
 
 #define SBX_PYTHON "/usr/bin/python3"
 #define SBX_BWRAP "/usr/bin/bwrap"
+/* RLVR_SANDBOX_BWRAP names another bubblewrap binary (tests use a missing one to check
+ * the refusal). */
+static const char *sbx_bwrap(void) {
+    const char *p = getenv("RLVR_SANDBOX_BWRAP");
+    return p && *p ? p : SBX_BWRAP;
+}
 #ifndef CLONE_THREAD
 #define CLONE_THREAD 0x00010000
 #endif
@@ -84,7 +90,7 @@ static const char sbx_runner[] =
     "    except BaseException as e:\n"
     "        wr(2, b'sandbox: the program does not compile: ' + repr(e).encode('utf-8', 'replace') + b'\\n')\n"
     "        report(False, 0, 0)\n"
-    "    sys.addaudithook(hook)\n"
+    "    if sys.argv[-1] != 'no-audit-hook': sys.addaudithook(hook)\n"
     "    del program, asserts\n"
     "    try:\n"
     "        exec(code, glb)\n"
@@ -261,18 +267,19 @@ static int sbx_run(const char *program, const char *asserts, const sbx_opts *in,
     fds[0] = devnull, fds[1] = out_pipe[1], fds[2] = out_pipe[1], fds[3] = verdict_pipe[1];
     fds[4] = nonce_fd, fds[5] = prog_fd, fds[6] = tests_fd, fds[7] = bpf_fd;
 
+    char *hook_arg = o.no_audit_hook ? "no-audit-hook" : "audit-hook";
     char size_arg[32];
     snprintf(size_arg, sizeof size_arg, "%d", 64 << 20);
     char *const bwrap_argv[] = {
-        SBX_BWRAP, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+        (char *)sbx_bwrap(), "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
         "--uid", "65534", "--gid", "65534", "--hostname", "sandbox", "--clearenv",
         "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8",
         "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
         "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
         "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache", "--dev", "/dev",
         "--size", size_arg, "--tmpfs", "/tmp", "--chdir", "/tmp", "--seccomp", "7",
-        SBX_PYTHON, "-I", "-S", "-B", "-c", (char *)sbx_runner, NULL};
-    char *const unsafe_argv[] = {SBX_PYTHON, "-I", "-S", "-B", "-c", (char *)sbx_runner, NULL};
+        SBX_PYTHON, "-I", "-S", "-B", "-c", (char *)sbx_runner, hook_arg, NULL};
+    char *const unsafe_argv[] = {SBX_PYTHON, "-I", "-S", "-B", "-c", (char *)sbx_runner, hook_arg, NULL};
 
     double t0 = sbx_now();
     pid_t pid = fork();
@@ -389,10 +396,10 @@ int sbx_run_python(const char *program, const char *asserts, const sbx_opts *o, 
 }
 
 static void sbx_probe(void) {
-    if (access(SBX_BWRAP, X_OK) != 0) {
+    if (access(sbx_bwrap(), X_OK) != 0) {
         snprintf(sbx_why, sizeof sbx_why,
                  "the code sandbox needs bubblewrap (%s; Debian package 'bubblewrap'), which is not installed",
-                 SBX_BWRAP);
+                 sbx_bwrap());
         sbx_ok = 0;
         return;
     }
