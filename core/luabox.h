@@ -1,11 +1,13 @@
-/* luabox.h - a restricted Lua state for running untrusted Lua: configs now, reward
- * scripts later.
+/* luabox.h - a restricted Lua state for running untrusted Lua: configs and reward
+ * scripts.
  *
  * Only the base, string, table, math and utf8 libraries are opened; dofile, loadfile,
  * print and string.dump are removed; `load` accepts only text chunks; `require` finds
  * `<module_dir>/<a/b>.lua` for "a.b" and then rlvr's embedded modules (lualib.h), and
  * nothing else (no C modules, no package.path). A memory cap (a counting lua_Alloc) and
- * an instruction / wall-clock budget (a count hook) turn runaway scripts into errors. */
+ * an instruction / wall-clock budget (a count hook, the allocator, and a timer around
+ * expensive pattern matches: string.find/match/gsub are wrapped, gmatch is rebuilt on
+ * find) turn runaway scripts into errors. The timer uses signal SIGRTMIN+3. */
 #ifndef RLVR_LUABOX_H
 #define RLVR_LUABOX_H
 
