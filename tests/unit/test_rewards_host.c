@@ -78,6 +78,19 @@ static void test_number_and_parts(void **state) {
     rw_result_clear(&r);
     rw_host_free(h);
 
+    /* A script file requires modules from its own folder, and rlvr's. */
+    free(test_write(dir, "helper.lua", "return { double = function(x) return 2 * x end }"));
+    h = host_for("uses_helper.lua",
+                 "local helper = require 'helper'\nlocal m = require 'rlvr.math'\n"
+                 "return { reward = function(s) return helper.double(m.is_correct(s.completion, s.answer) and 1 or 0) end }",
+                 &e);
+    if (!h) fail_msg("%s", e.msg);
+    score(h, "{\"completion\": \"\\\\boxed{4}\", \"answer\": \"4\"}", &r);
+    assert_int_equal(r.status, RW_OK);
+    assert_true(r.reward == 2);
+    rw_result_clear(&r);
+    rw_host_free(h);
+
     h = host_for("noweights.lua", "return { reward = function(s) return {a = 1, b = 2} end }", &e);
     score(h, "{\"completion\": \"x\"}", &r);
     assert_true(r.reward == 3);
