@@ -4,15 +4,27 @@
  * Allocator contract (lua_Alloc): `used` counts the bytes Lua holds; a request that would
  * take it past `limit` fails, which Lua turns into a "not enough memory" error after an
  * emergency collection. Budgets are checked in a count hook, so they bound Lua code; a
- * single long C call (a pathological string.find) is not interrupted - a process-level
- * timeout (the reward sandbox) covers that. */
+ * long C call that allocates (string.rep, gsub, table.concat) is stopped by the allocator,
+ * which also refuses requests once the call's wall-clock deadline has passed; and a
+ * backtracking pattern match, which does neither, runs under a timer in a scratch state
+ * (see "pattern matching under the deadline" below). */
+/* timer_create with SIGEV_THREAD_ID (a timer that signals one thread) is a GNU extension. */
+#define _GNU_SOURCE
 #include "luabox.h"
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "lualib.h"
 #include "util.h"
@@ -37,7 +49,12 @@ struct luabox {
     size_t used, limit;
     long long max_instructions, instructions;
     double max_seconds, deadline;
-    int mem_refused; /* the allocator refused a request during this call */
+    luabox_failure failure;
+    int mem_refused;  /* the allocator refused a request during this call */
+    int time_refused; /* ... because the call's deadline had passed */
+    int budget_hit;   /* the hook stopped the call (instructions or time) */
+    int in_call;      /* inside luabox_pcall: the deadline applies */
+    unsigned n_allocs;
     char *module_dir;
     /* Modules being loaded, outermost first: for naming a require cycle. Fixed storage
      * so that a Lua error (a longjmp) can never leak it. */
@@ -65,6 +82,15 @@ static void *box_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         b->mem_refused = 1;
         return NULL;
     }
+    /* The deadline, checked on every 64th request and on every large one: a C function
+     * building a big result (string.rep, gsub) allocates as it grows, so this is where a
+     * call that runs no Lua instructions can still be stopped. Refusing turns into a
+     * memory error, which luabox_pcall reports as the time budget. */
+    if (b->in_call && b->max_seconds > 0 && nsize > old && (++b->n_allocs % 64 == 0 || nsize >= 65536) &&
+        util_now() > b->deadline) {
+        b->time_refused = 1;
+        return NULL;
+    }
     void *p = realloc(ptr, nsize);
     if (!p) {
         b->mem_refused = 1;
@@ -84,6 +110,7 @@ static void box_hook(lua_State *L, lua_Debug *ar) {
     luabox *b = *(luabox **)lua_getextraspace(L);
     b->instructions += BOX_HOOK_EVERY;
     if (b->max_instructions && b->instructions > b->max_instructions) {
+        b->budget_hit = 1;
         luaL_where(L, 0);
         lua_pushfstring(L, "the script ran more than %I Lua instructions (is there an endless loop?)",
                         (lua_Integer)b->max_instructions);
@@ -91,6 +118,7 @@ static void box_hook(lua_State *L, lua_Debug *ar) {
         lua_error(L);
     }
     if (b->max_seconds > 0 && util_now() > b->deadline) {
+        b->budget_hit = 1;
         luaL_where(L, 0);
         lua_pushfstring(L, "the script ran longer than %f seconds (is there an endless loop?)", b->max_seconds);
         lua_concat(L, 2);
@@ -239,6 +267,8 @@ static int box_require(lua_State *L) {
     return 1;
 }
 
+static void box_guard_string(lua_State *L, luabox *b);
+
 /* ---- creation -------------------------------------------------------------------- */
 
 /* Runs protected, so an allocation failure while opening libraries is an error, not a
@@ -271,6 +301,7 @@ static int box_open(lua_State *L) {
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
     lua_pop(L, 2);
+    box_guard_string(L, b);
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &box_loaded_key);
     return 0;
@@ -368,12 +399,21 @@ int luabox_pcall(luabox *b, int nargs, int nres, rlvr_err *e) {
     lua_State *L = b->L;
     b->instructions = 0;
     b->deadline = util_now() + b->max_seconds;
-    b->mem_refused = 0;
+    b->mem_refused = b->time_refused = b->budget_hit = 0;
+    b->failure = LUABOX_FAIL_NONE;
     b->depth = 0;
+    b->in_call = 1;
     int st = lua_pcall(L, nargs, nres, 0);
+    b->in_call = 0;
     if (st == LUA_OK) return 0;
     const char *msg = lua_tostring(L, -1);
-    if (st == LUA_ERRMEM || (b->mem_refused && msg && strcmp(msg, "not enough memory") == 0)) {
+    int oom = st == LUA_ERRMEM || ((b->mem_refused || b->time_refused) && msg && strcmp(msg, "not enough memory") == 0);
+    b->failure = b->budget_hit ? LUABOX_FAIL_BUDGET : LUABOX_FAIL_ERROR;
+    if (oom && b->time_refused) {
+        b->failure = LUABOX_FAIL_BUDGET;
+        err_set(e, "the script ran longer than %g seconds (stopped inside a library call)", b->max_seconds);
+    } else if (oom) {
+        b->failure = LUABOX_FAIL_MEMORY;
         if (b->limit)
             err_set(e, "out of memory: the Lua state is limited to %zu MiB", b->limit >> 20);
         else
@@ -386,4 +426,316 @@ int luabox_pcall(luabox *b, int nargs, int nres, rlvr_err *e) {
     }
     lua_pop(L, 1);
     return -1;
+}
+
+luabox_failure luabox_last_failure(const luabox *b) { return b->failure; }
+
+/* Runs open(name) protected and stores its result as the loaded module `name`. */
+static int box_preload_call(lua_State *L) {
+    lua_CFunction open = (lua_CFunction)(uintptr_t)lua_touserdata(L, 1);
+    const char *name = lua_tostring(L, 2);
+    lua_pushcfunction(L, open);
+    lua_pushstring(L, name);
+    lua_call(L, 1, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &box_loaded_key);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, name);
+    return 0;
+}
+
+int luabox_preload(luabox *b, const char *name, int (*open)(struct lua_State *), rlvr_err *e) {
+    lua_State *L = b->L;
+    lua_pushcfunction(L, box_preload_call);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)open);
+    lua_pushstring(L, name);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        err_set(e, "opening module '%s': %s", name, lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+        lua_pop(L, 1);
+        return -1;
+    }
+    return 0;
+}
+
+void luabox_extend_deadline(lua_State *L, double seconds) {
+    luabox *b = *(luabox **)lua_getextraspace(L);
+    if (seconds > 0) b->deadline += seconds;
+}
+
+/* ---- pattern matching under the deadline ---------------------------------------------
+ *
+ * Lua's pattern matcher backtracks: string.find(string.rep("a", 3e5), "a-a-a-a-b") runs
+ * for hours without executing a Lua instruction or allocating, so neither the count hook
+ * nor the allocator sees it. string.find/match/gsub (and gmatch, rebuilt on find) are
+ * therefore wrapped: when the worst case of a call is small (subject length n, q
+ * backtracking quantifiers: about (n+1)^(q+1) steps) the library function runs directly;
+ * otherwise it runs in a throwaway Lua state whose memory is one mmap'ed arena (a bump
+ * allocator: nothing in it needs freeing one by one), with a per-thread timer that
+ * delivers a signal at the call's deadline. The handler siglongjmps out of the matcher
+ * and the arena is unmapped whole: the interrupted code touched nothing but the arena,
+ * so nothing is left inconsistent. Results are copied back into the real state. */
+
+#define GUARD_DIRECT_STEPS 2e7
+#define GUARD_SIGNAL (SIGRTMIN + 3)
+
+typedef struct guard_arena {
+    char *base;
+    size_t size, used;
+    void *last; /* the most recent block, which may grow in place */
+    size_t last_size;
+} guard_arena;
+
+static void *guard_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    guard_arena *a = ud;
+    if (nsize == 0) return NULL; /* freed with the arena */
+    size_t old = ptr ? osize : 0;
+    if (ptr && ptr == a->last && (char *)ptr + nsize <= a->base + a->size) {
+        a->used = (size_t)((char *)ptr - a->base) + ((nsize + 15) & ~(size_t)15);
+        a->last_size = nsize;
+        return ptr;
+    }
+    if (ptr && nsize <= old) return ptr;
+    size_t need = (nsize + 15) & ~(size_t)15;
+    if (a->used + need > a->size) return NULL;
+    void *p = a->base + a->used;
+    a->used += need;
+    if (ptr) memcpy(p, ptr, old < nsize ? old : nsize);
+    a->last = p;
+    a->last_size = nsize;
+    return p;
+}
+
+static _Thread_local sigjmp_buf *guard_jmp;
+static _Thread_local volatile sig_atomic_t guard_armed;
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+
+static void guard_handler(int sig) {
+    (void)sig;
+    if (guard_armed && guard_jmp) {
+        guard_armed = 0;
+        siglongjmp(*guard_jmp, 1);
+    }
+}
+
+static void guard_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = guard_handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(GUARD_SIGNAL, &sa, NULL);
+}
+
+/* Steps in the worst case of matching pattern p against n bytes (an over-estimate). */
+static double guard_cost(const char *p, size_t plen, size_t n) {
+    int q = 0, opt = 0;
+    for (size_t i = 0; i < plen; i++) {
+        char c = p[i];
+        if (c == '%') {
+            i++;
+            continue;
+        }
+        if (c == '[') { /* a set: skip to its closing bracket */
+            i++;
+            if (i < plen && p[i] == '^') i++;
+            if (i < plen) i++; /* a leading ']' is part of the set */
+            while (i < plen && p[i] != ']') {
+                if (p[i] == '%') i++;
+                i++;
+            }
+            continue;
+        }
+        if (c == '*' || c == '-' || c == '+') q++;
+        else if (c == '?') opt++;
+    }
+    double cost = (double)(n + 1);
+    for (int k = 0; k < q && cost < 1e30; k++) cost *= (double)(n + 1);
+    for (int k = 0; k < opt && cost < 1e30; k++) cost *= 2;
+    return cost * (double)(plen + 1);
+}
+
+/* Calls string.<name> (upvalue 1: the library function) with the arguments on L's stack
+ * in a scratch state under the deadline; pushes its results onto L. With check_only, the
+ * call is made but its results dropped (gsub's dry run). Returns the number of results. */
+static int guard_run(lua_State *L, luabox *b, const char *name, int nargs, int check_only) {
+    pthread_once(&guard_once, guard_install);
+    size_t total = 0;
+    for (int i = 1; i <= nargs; i++)
+        if (lua_type(L, i) == LUA_TSTRING) total += lua_rawlen(L, i);
+    guard_arena a = {0};
+    a.size = 8 * total + (8u << 20); /* lazily mapped: only what is touched costs */
+    a.base = mmap(NULL, a.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (a.base == MAP_FAILED) return luaL_error(L, "string.%s: out of memory", name);
+    lua_State *S = lua_newstate(guard_alloc, &a);
+    if (!S) {
+        munmap(a.base, a.size);
+        return luaL_error(L, "string.%s: out of memory", name);
+    }
+    luaL_requiref(S, "string", luaopen_string, 0);
+    lua_getfield(S, -1, name);
+    lua_remove(S, -2);
+    for (int i = 1; i <= nargs; i++) {
+        size_t len;
+        switch (lua_type(L, i)) {
+        case LUA_TSTRING: {
+            const char *str = lua_tolstring(L, i, &len);
+            lua_pushlstring(S, str, len);
+            break;
+        }
+        case LUA_TNUMBER:
+            if (lua_isinteger(L, i)) lua_pushinteger(S, lua_tointeger(L, i));
+            else lua_pushnumber(S, lua_tonumber(L, i));
+            break;
+        case LUA_TBOOLEAN: lua_pushboolean(S, lua_toboolean(L, i)); break;
+        default: lua_pushnil(S); break;
+        }
+    }
+    double left = b->deadline - util_now();
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = GUARD_SIGNAL;
+    sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+    timer_t timer;
+    int st = -1, interrupted = 0;
+    if (left > 0 && timer_create(CLOCK_MONOTONIC, &sev, &timer) == 0) {
+        sigjmp_buf jb;
+        if (sigsetjmp(jb, 1) == 0) {
+            struct itimerspec its;
+            memset(&its, 0, sizeof its);
+            its.it_value.tv_sec = (time_t)left;
+            its.it_value.tv_nsec = (long)((left - (double)(time_t)left) * 1e9) + 1;
+            guard_jmp = &jb;
+            guard_armed = 1;
+            timer_settime(timer, 0, &its, NULL);
+            st = lua_pcall(S, nargs, LUA_MULTRET, 0);
+            guard_armed = 0;
+        } else {
+            interrupted = 1;
+        }
+        guard_armed = 0;
+        guard_jmp = NULL;
+        timer_delete(timer);
+    } else {
+        interrupted = left <= 0;
+    }
+    if (interrupted || st != LUA_OK) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", !interrupted && lua_isstring(S, -1) ? lua_tostring(S, -1) : "");
+        munmap(a.base, a.size); /* S and everything in it */
+        if (interrupted) {
+            b->budget_hit = 1;
+            return luaL_error(L, "the script ran longer than %f seconds (stopped in string.%s)", b->max_seconds, name);
+        }
+        return luaL_error(L, "%s", msg[0] ? msg : "pattern error");
+    }
+    int nres = lua_gettop(S);
+    if (!check_only) {
+        luaL_checkstack(L, nres, "too many results");
+        for (int i = 1; i <= nres; i++) {
+            size_t len;
+            switch (lua_type(S, i)) {
+            case LUA_TSTRING: {
+                const char *str = lua_tolstring(S, i, &len);
+                lua_pushlstring(L, str, len); /* may raise: S is still mapped, unmapped below */
+                break;
+            }
+            case LUA_TNUMBER:
+                if (lua_isinteger(S, i)) lua_pushinteger(L, lua_tointeger(S, i));
+                else lua_pushnumber(L, lua_tonumber(S, i));
+                break;
+            default: lua_pushnil(L); break;
+            }
+        }
+    }
+    munmap(a.base, a.size);
+    return check_only ? 0 : nres;
+}
+
+/* The wrapper of string.find / match / gsub: upvalue 1 the library function, upvalue 2
+ * its name. */
+static int guard_string_call(lua_State *L) {
+    luabox *b = *(luabox **)lua_getextraspace(L);
+    const char *name = lua_tostring(L, lua_upvalueindex(2));
+    int nargs = lua_gettop(L);
+    size_t n = 0, plen = 0;
+    const char *p = NULL;
+    if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER) lua_tolstring(L, 1, &n);
+    if (lua_type(L, 2) == LUA_TSTRING) p = lua_tolstring(L, 2, &plen);
+    int plain = strcmp(name, "find") == 0 && lua_toboolean(L, 4);
+    int direct = !b->in_call || b->max_seconds <= 0 || !p || plain || guard_cost(p, plen, n) <= GUARD_DIRECT_STEPS;
+    if (!direct && strcmp(name, "gsub") == 0 && lua_type(L, 3) != LUA_TSTRING && lua_type(L, 3) != LUA_TNUMBER) {
+        /* A function or table replacement cannot move to the scratch state: a dry run with
+         * "%0" does the same matching there first, under the deadline. */
+        lua_pushvalue(L, 3);
+        lua_pushliteral(L, "%0");
+        lua_replace(L, 3);
+        guard_run(L, b, name, nargs, 1);
+        lua_replace(L, 3);
+        direct = 1;
+    }
+    if (direct) {
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_insert(L, 1);
+        lua_call(L, nargs, LUA_MULTRET);
+        return lua_gettop(L);
+    }
+    return guard_run(L, b, name, nargs, 0);
+}
+
+/* string.gmatch rebuilt on the guarded find, with Lua 5.4's semantics: a match may not
+ * end where the previous one ended, '^' is an ordinary character, and the captures (or
+ * the whole match) are returned. */
+static const char guard_gmatch_src[] =
+    "local find, sub, type, error, tostring, pack, unpack = ...\n"
+    "return function(s, p, init)\n"
+    "  if type(s) == 'number' then s = tostring(s) end\n"
+    "  if type(s) ~= 'string' then error(\"bad argument #1 to 'gmatch' (string expected, got \" .. type(s) .. ')', 2) end\n"
+    "  if type(p) == 'number' then p = tostring(p) end\n"
+    "  if type(p) ~= 'string' then error(\"bad argument #2 to 'gmatch' (string expected, got \" .. type(p) .. ')', 2) end\n"
+    "  if sub(p, 1, 1) == '^' then p = '%' .. p end\n"
+    "  local len = #s\n"
+    "  local pos = init or 1\n"
+    "  if pos < 0 then pos = len + pos + 1 end\n"
+    "  if pos < 1 then pos = 1 end\n"
+    "  if pos > len + 1 then pos = len + 1 end\n"
+    "  local last = -1\n"
+    "  return function()\n"
+    "    while pos <= len + 1 do\n"
+    "      local r = pack(find(s, p, pos))\n"
+    "      if not r[1] then pos = len + 2 return nil end\n"
+    "      local st, e = r[1], r[2]\n"
+    "      if e ~= last then\n"
+    "        pos, last = e + 1, e\n"
+    "        if e < st then pos = e + 1 end\n"
+    "        if r.n > 2 then return unpack(r, 3, r.n) end\n"
+    "        return sub(s, st, e)\n"
+    "      end\n"
+    "      pos = st + 1\n"
+    "    end\n"
+    "    return nil\n"
+    "  end\n"
+    "end\n";
+
+static void box_guard_string(lua_State *L, luabox *b) {
+    (void)b;
+    lua_getglobal(L, "string");
+    static const char *const names[] = {"find", "match", "gsub"};
+    for (int i = 0; i < 3; i++) {
+        lua_getfield(L, -1, names[i]);
+        lua_pushstring(L, names[i]);
+        lua_pushcclosure(L, guard_string_call, 2);
+        lua_setfield(L, -2, names[i]);
+    }
+    if (luaL_loadbufferx(L, guard_gmatch_src, sizeof guard_gmatch_src - 1, "=gmatch", "t") != LUA_OK) lua_error(L);
+    lua_getfield(L, -2, "find");
+    lua_getfield(L, -3, "sub");
+    lua_getglobal(L, "type");
+    lua_getglobal(L, "error");
+    lua_getglobal(L, "tostring");
+    lua_getglobal(L, "table");
+    lua_getfield(L, -1, "pack");
+    lua_getfield(L, -2, "unpack");
+    lua_remove(L, -3);
+    lua_call(L, 7, 1);
+    lua_setfield(L, -2, "gmatch");
+    lua_pop(L, 1);
 }

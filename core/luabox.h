@@ -1,11 +1,13 @@
-/* luabox.h - a restricted Lua state for running untrusted Lua: configs now, reward
- * scripts later.
+/* luabox.h - a restricted Lua state for running untrusted Lua: configs and reward
+ * scripts.
  *
  * Only the base, string, table, math and utf8 libraries are opened; dofile, loadfile,
  * print and string.dump are removed; `load` accepts only text chunks; `require` finds
  * `<module_dir>/<a/b>.lua` for "a.b" and then rlvr's embedded modules (lualib.h), and
  * nothing else (no C modules, no package.path). A memory cap (a counting lua_Alloc) and
- * an instruction / wall-clock budget (a count hook) turn runaway scripts into errors. */
+ * an instruction / wall-clock budget (a count hook, the allocator, and a timer around
+ * expensive pattern matches: string.find/match/gsub are wrapped, gmatch is rebuilt on
+ * find) turn runaway scripts into errors. The timer uses signal SIGRTMIN+3. */
 #ifndef RLVR_LUABOX_H
 #define RLVR_LUABOX_H
 
@@ -40,6 +42,25 @@ int luabox_load(luabox *b, const char *src, size_t len, const char *chunkname, r
  * nothing is left on the stack and `e` holds Lua's message ("file:line: message",
  * with chunk names that Lua shortened restored to the full path) or a budget message. */
 int luabox_pcall(luabox *b, int nargs, int nres, rlvr_err *e);
+
+/* Why the last luabox_pcall failed: a Lua error, the memory cap (the state may be left
+ * short of memory: rebuild it), or the instruction / time budget. */
+typedef enum luabox_failure {
+    LUABOX_FAIL_NONE = 0,
+    LUABOX_FAIL_ERROR,
+    LUABOX_FAIL_MEMORY,
+    LUABOX_FAIL_BUDGET
+} luabox_failure;
+luabox_failure luabox_last_failure(const luabox *b);
+
+/* Makes `require(name)` return what open(L) returns (a C module of the host's, e.g. the
+ * code sandbox); -1 and a message if open fails. */
+int luabox_preload(luabox *b, const char *name, int (*open)(struct lua_State *), rlvr_err *e);
+
+/* Moves the running call's wall-clock deadline `seconds` later: for host functions that
+ * wait on something with its own time limit (the code sandbox), so that the wait is not
+ * charged to the script. Called from a C function running in the state `L`. */
+void luabox_extend_deadline(struct lua_State *L, double seconds);
 
 /* Bytes currently held by the state (for tests and reports). */
 size_t luabox_memory(const luabox *b);

@@ -7,5 +7,4 @@
 
 RESERVED(cmd_sft, "sft", "Supervised fine-tuning on prompt/response pairs", "[CONFIG.lua] [options]");
 RESERVED(cmd_eval, "eval", "Evaluate a model's accuracy on a dataset with a reward script", "[CONFIG.lua] [options]");
-RESERVED(cmd_reward, "reward", "Score completions with a reward script", "--script NAME|FILE.lua --in IN.jsonl [options]");
 RESERVED(cmd_report, "report", "Summarize a run from its database", "[RUN_DIR|run.db] [options]");
