@@ -258,6 +258,50 @@ int store_run_finish(store *s, int64_t run_id, const char *status, rlvr_err *e) 
     return rc;
 }
 
+int store_run_resume(store *s, int64_t run_id, int64_t last_step, int64_t *dropped, rlvr_err *e) {
+    if (store_check_writable(s, "resuming a run", e)) return -1;
+    char host[256];
+    if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "unknown");
+    host[sizeof host - 1] = 0;
+    sqlite3_stmt *del = NULL, *upd = NULL;
+    int rc = -1;
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return err_set(e, "%s: cannot start a transaction: %s", s->path, sqlite3_errmsg(s->db));
+    /* Steps past the checkpoint are redone; their metrics, samples and rewards cascade. */
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM steps WHERE run_id = ? AND step > ?", -1, &del, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "UPDATE runs SET status = 'running', finished_at = NULL, pid = ?, host = ? WHERE id = ?",
+                           -1, &upd, NULL) != SQLITE_OK) {
+        err_set(e, "%s: preparing the resume: %s", s->path, sqlite3_errmsg(s->db));
+        goto done;
+    }
+    sqlite3_bind_int64(del, 1, run_id);
+    sqlite3_bind_int64(del, 2, last_step);
+    if (sqlite3_step(del) != SQLITE_DONE) {
+        err_set(e, "%s: dropping steps after %lld: %s", s->path, (long long)last_step, sqlite3_errmsg(s->db));
+        goto done;
+    }
+    if (dropped) *dropped = sqlite3_changes(s->db);
+    sqlite3_bind_int64(upd, 1, (int64_t)getpid());
+    store_bind_text(upd, 2, host);
+    sqlite3_bind_int64(upd, 3, run_id);
+    if (sqlite3_step(upd) != SQLITE_DONE || sqlite3_changes(s->db) != 1) {
+        err_set(e, "%s: run %lld cannot be resumed: %s", s->path, (long long)run_id,
+                sqlite3_changes(s->db) == 0 ? "no such run" : sqlite3_errmsg(s->db));
+        goto done;
+    }
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        err_set(e, "%s: committing the resume: %s", s->path, sqlite3_errmsg(s->db));
+        goto done;
+    }
+    rc = 0;
+done:
+    if (rc != 0) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_finalize(del);
+    sqlite3_finalize(upd);
+    return rc;
+}
+
 int store_event(store *s, int64_t run_id, const char *level, const char *message, rlvr_err *e) {
     if (store_check_writable(s, "recording an event", e)) return -1;
     sqlite3_stmt *st = NULL;

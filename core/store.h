@@ -48,6 +48,11 @@ int64_t store_run_begin(store *s, const store_run_info *info, rlvr_err *e);
 /* Sets status ("finished", "failed", "interrupted") and finished_at. */
 int store_run_finish(store *s, int64_t run_id, const char *status, rlvr_err *e);
 
+/* Continues run `run_id` after a restart from the checkpoint of step `last_step`: in one
+ * transaction, deletes the steps after it (with their metrics, samples and rewards: they
+ * are redone) and marks the run running under this process. *dropped (may be NULL) gets
+ * the number of steps removed. */
+int store_run_resume(store *s, int64_t run_id, int64_t last_step, int64_t *dropped, rlvr_err *e);
 /* A metric the steps table has no column for (e.g. "reward/accuracy_mean"). */
 typedef struct store_metric {
     const char *name;

@@ -86,6 +86,9 @@ typedef struct tok_message {
     const char *content; /* UTF-8 */
 } tok_message;
 
+/* The chat template read from tokenizer_config.json / chat_template.jinja, or NULL. */
+const char *tok_chat_template_text(const tok_tokenizer *t);
+
 /* The family whose template this text is (by fingerprint), or NULL. */
 const char *tok_chat_family_of(const char *template_text);
 

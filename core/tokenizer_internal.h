@@ -10,8 +10,6 @@
 /* Appends s[0..n) to `out` with each maximal ill-formed UTF-8 subpart replaced by U+FFFD. */
 void tok_utf8_lossy(const char *s, size_t n, sbuf *out);
 
-/* The chat template read from tokenizer_config.json / chat_template.jinja, or NULL. */
-const char *tok_chat_template_text(const tok_tokenizer *t);
 
 /* Appends s[0..n) without the leading and trailing whitespace Python's str.strip removes. */
 void tok_py_strip(const char *s, size_t n, sbuf *out);

@@ -1,8 +1,10 @@
 /* util.c - strings, files, paths, clocks and suggestions. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +170,16 @@ int util_write_file_atomic(const char *path, const void *data, size_t len, rlvr_
 int util_is_dir(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+int util_remove_tree(const char *path) {
+    if (!util_is_dir(path)) return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+    return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int util_is_file(const char *path) {

@@ -39,6 +39,9 @@ int util_write_file_atomic(const char *path, const void *data, size_t len, rlvr_
 int util_mkdir_p(const char *path, rlvr_err *e);
 int util_is_dir(const char *path);
 int util_is_file(const char *path);
+/* Removes a file or a directory tree (symbolic links are removed, never followed); 0 when
+ * it is gone (or was never there). */
+int util_remove_tree(const char *path);
 
 /* Joins a directory and a name into a buffer the caller frees. */
 char *util_path_join(const char *dir, const char *name);

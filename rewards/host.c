@@ -24,6 +24,8 @@ struct rw_host {
     int ref_weights;
     size_t n_weights;
     rw_part *weights; /* names owned */
+    size_t n_fields;
+    char **fields;    /* the row fields the script declares it reads (`fields`) */
 };
 
 void rw_result_clear(rw_result *r) {
@@ -232,6 +234,10 @@ static void host_drop_state(rw_host *h) {
     free(h->weights);
     h->weights = NULL;
     h->n_weights = 0;
+    for (size_t i = 0; i < h->n_fields; i++) free(h->fields[i]);
+    free(h->fields);
+    h->fields = NULL;
+    h->n_fields = 0;
 }
 
 /* Runs the script's `selftest` cases ({sample = {...}, reward = x} or {..., error = true})
@@ -278,6 +284,31 @@ static int host_selftest(rw_host *h, const char *chunk, rlvr_err *e) {
     }
     lua_pop(L, 1);
     return 0;
+}
+
+/* The optional `fields = {"answer", ...}`: row fields every sample must carry, checked by
+ * the trainer before any model work. Expects the script's table on top of the stack. */
+static int read_fields(rw_host *h, lua_State *L, const char *name, rlvr_err *e) {
+    lua_getfield(L, -1, "fields");
+    int rc = 0;
+    if (!lua_isnil(L, -1)) {
+        if (!lua_istable(L, -1)) rc = err_set(e, "%s: `fields` must be a list of field names", name);
+        lua_Integer n = rc == 0 ? luaL_len(L, -1) : 0;
+        if (rc == 0 && n > 0 && !(h->fields = calloc((size_t)n, sizeof *h->fields))) rc = err_set(e, "out of memory");
+        for (lua_Integer i = 1; rc == 0 && i <= n; i++) {
+            lua_geti(L, -1, i);
+            if (lua_type(L, -1) != LUA_TSTRING) rc = err_set(e, "%s: `fields` must be a list of field names", name);
+            else if (!(h->fields[h->n_fields++] = util_strdup(lua_tostring(L, -1)))) rc = err_set(e, "out of memory");
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
+size_t rw_host_fields(const rw_host *h, const char *const **names) {
+    *names = (const char *const *)h->fields;
+    return h->n_fields;
 }
 
 static int host_build_state(rw_host *h, rlvr_err *e) {
@@ -345,6 +376,10 @@ static int host_build_state(rw_host *h, rlvr_err *e) {
         qsort(h->weights, h->n_weights, sizeof *h->weights, cmp_part);
     }
     lua_pop(L, 1);
+    if (read_fields(h, L, name, e) != 0) {
+        lua_pop(L, 1);
+        return -1;
+    }
     st = host_selftest(h, name, e);
     lua_pop(L, 1); /* the script's table */
     return st;

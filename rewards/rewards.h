@@ -110,6 +110,9 @@ void rw_host_free(rw_host *h);
  * state could not be rebuilt after running out of memory (then *r is still filled). */
 int rw_host_score(rw_host *h, const cJSON *sample, rw_result *r);
 
+/* The row fields the script declares it reads (its optional `fields` list); the names
+ * stay owned by the host. */
+size_t rw_host_fields(const rw_host *h, const char *const **names);
 /* Resolves a script name or path: the source (caller frees), a chunk name "@lua/..."
  * and the folder `require` should look in first (empty for built-ins). */
 char *rw_script_source(const char *spec, size_t *len, char chunkname[512], char module_dir[512], rlvr_err *e);
@@ -119,6 +122,8 @@ typedef struct rw_scorer rw_scorer;
 rw_scorer *rw_scorer_new(const rw_opts *o, rlvr_err *e);
 void rw_scorer_free(rw_scorer *s);
 int rw_scorer_jobs(const rw_scorer *s);
+/* The script's declared fields (rw_host_fields of its first worker). */
+size_t rw_scorer_fields(const rw_scorer *s, const char *const **names);
 /* Scores samples[0..n) into out[0..n) (each cleared by the caller with rw_result_clear). */
 int rw_score_batch(rw_scorer *s, const cJSON *const *samples, size_t n, rw_result *out, rlvr_err *e);
 

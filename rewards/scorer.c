@@ -122,3 +122,7 @@ int rw_score_batch(rw_scorer *s, const cJSON *const *samples, size_t n, rw_resul
     if (lost) return err_set(e, "a reward script's Lua state could not be rebuilt after running out of memory");
     return 0;
 }
+
+size_t rw_scorer_fields(const rw_scorer *s, const char *const **names) {
+    return rw_host_fields(s->workers[0].host, names);
+}

@@ -42,16 +42,8 @@ int rl_agg_weights(rl_agg agg, const uint8_t *mask, int B, int T, float *w, rlvr
     return 0;
 }
 
-int rl_policy_loss(const float *logp, const float *old_logp, const float *adv, const uint8_t *mask, int B, int T,
-                   const rl_pg_params *p, float *dlogp, rl_pg_stats *stats, rlvr_err *e) {
-    size_t n = (size_t)B * T;
-    float *w = malloc(n * sizeof *w);
-    if (!w) return err_set(e, "out of memory");
-    if (rl_agg_weights(p->agg, mask, B, T, w, e)) {
-        free(w);
-        return -1;
-    }
-    double loss = 0, clipped = 0, lower = 0, kl = 0, count = 0;
+void rl_policy_loss_weighted(const float *logp, const float *old_logp, const float *adv, const float *w,
+                             const uint8_t *mask, size_t n, const rl_pg_params *p, float *dlogp, rl_pg_sums *acc) {
     for (size_t i = 0; i < n; i++) {
         if (!mask[i]) {
             if (dlogp) dlogp[i] = 0.0f;
@@ -68,28 +60,44 @@ int rl_policy_loss(const float *logp, const float *old_logp, const float *adv, c
         /* dl/dlogp: the unclipped branch is -A r; a clipped ratio is a constant. Where
          * l1 == l2 the ratio is inside the clip range and both branches agree. */
         double g = (l2 > l1 && (r < lo || r > hi)) ? 0.0 : -a * r;
-        if (l2 > l1) clipped += 1;
+        if (l2 > l1) acc->clipped += 1;
         if (p->clip_c > 1.0 && a < 0) {
             double l3 = -a * p->clip_c;
-            if (l > l3) lower += 1;
+            if (l > l3) acc->lower += 1;
             if (l3 < l) {
                 l = l3;
                 g = 0.0;
             }
         }
         if (saturated) g = 0.0;
-        loss += w[i] * l;
-        kl += -d;
-        count += 1;
+        acc->loss += w[i] * l;
+        acc->ppo_kl += -d;
+        acc->count += 1;
         if (dlogp) dlogp[i] = (float)(w[i] * g);
     }
-    free(w);
-    if (stats) {
-        stats->loss = loss;
-        stats->clip_frac = clipped / count;
-        stats->clip_frac_lower = lower / count;
-        stats->ppo_kl = kl / count;
+}
+
+void rl_pg_stats_from_sums(const rl_pg_sums *acc, rl_pg_stats *stats) {
+    double count = acc->count > 0 ? acc->count : 1.0;
+    stats->loss = acc->loss;
+    stats->clip_frac = acc->clipped / count;
+    stats->clip_frac_lower = acc->lower / count;
+    stats->ppo_kl = acc->ppo_kl / count;
+}
+
+int rl_policy_loss(const float *logp, const float *old_logp, const float *adv, const uint8_t *mask, int B, int T,
+                   const rl_pg_params *p, float *dlogp, rl_pg_stats *stats, rlvr_err *e) {
+    size_t n = (size_t)B * T;
+    float *w = malloc(n * sizeof *w);
+    if (!w) return err_set(e, "out of memory");
+    if (rl_agg_weights(p->agg, mask, B, T, w, e)) {
+        free(w);
+        return -1;
     }
+    rl_pg_sums acc = {0};
+    rl_policy_loss_weighted(logp, old_logp, adv, w, mask, n, p, dlogp, &acc);
+    free(w);
+    if (stats) rl_pg_stats_from_sums(&acc, stats);
     return 0;
 }
 

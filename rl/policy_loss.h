@@ -19,6 +19,7 @@
 #ifndef RLVR_POLICY_LOSS_H
 #define RLVR_POLICY_LOSS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -56,6 +57,16 @@ typedef struct rl_pg_stats {
 /* Policy loss over [B, T]; dlogp (may be NULL) receives dloss/dlogp per token. */
 int rl_policy_loss(const float *logp, const float *old_logp, const float *adv, const uint8_t *mask, int B, int T,
                    const rl_pg_params *p, float *dlogp, rl_pg_stats *stats, rlvr_err *e);
+
+/* The same loss over n tokens with the aggregation weights given (rl_agg_weights of the
+ * whole minibatch), so that a minibatch can be processed in micro-batches: each call adds
+ * its tokens' sums into *acc and writes dlogp (may be NULL) for its tokens. */
+typedef struct rl_pg_sums {
+    double loss, clipped, lower, ppo_kl, count;
+} rl_pg_sums;
+void rl_policy_loss_weighted(const float *logp, const float *old_logp, const float *adv, const float *w,
+                             const uint8_t *mask, size_t n, const rl_pg_params *p, float *dlogp, rl_pg_sums *acc);
+void rl_pg_stats_from_sums(const rl_pg_sums *acc, rl_pg_stats *stats);
 
 /* Per-token KL estimate kl[B, T] (0 on padding) and its derivative dkl/dlogp (may be NULL). */
 void rl_kl_per_token(rl_kl_kind kind, const float *logp, const float *ref_logp, const uint8_t *mask, int B, int T,

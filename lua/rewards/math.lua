@@ -3,6 +3,7 @@
 local m = require "rlvr.math"
 
 return {
+  fields = { "answer" }, -- checked in every dataset row before training starts
   reward = function(s)
     return m.is_correct(s.completion, s.answer) and 1.0 or 0.0
   end,

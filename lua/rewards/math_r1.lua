@@ -4,6 +4,7 @@ local m = require "rlvr.math"
 local format = require "rlvr.format"
 
 return {
+  fields = { "answer" }, -- checked in every dataset row before training starts
   reward = function(s)
     return {
       accuracy = m.is_correct(s.completion, s.answer) and 1.0 or 0.0,

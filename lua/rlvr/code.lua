@@ -72,6 +72,7 @@ end
 
 function M.script(opts)
   return {
+    fields = { "tests" },
     reward = function(s) return M.score(s, opts) end,
     selftest = {
       { sample = { completion = "```python\ndef add(a, b):\n    return a + b\n```",

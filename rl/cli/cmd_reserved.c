@@ -5,6 +5,4 @@
 #define RESERVED(var, cname, csummary, cusage)                                                       \
     const command var = {.name = cname, .summary = csummary, .usage = cusage, .run = 0}
 
-RESERVED(cmd_sft, "sft", "Supervised fine-tuning on prompt/response pairs", "[CONFIG.lua] [options]");
-RESERVED(cmd_eval, "eval", "Evaluate a model's accuracy on a dataset with a reward script", "[CONFIG.lua] [options]");
 RESERVED(cmd_report, "report", "Summarize a run from its database", "[RUN_DIR|run.db] [options]");

@@ -1,0 +1,139 @@
+#!/bin/bash
+# test_train.sh - rlvr train / sft / eval on the CPU reference, end to end on a tiny model:
+# the run directory and store, resume after SIGKILL equal bit for bit to a run that never
+# stopped, and the errors a user can cause before any model work.
+. "$(dirname "$0")/lib.sh"
+cd "$TMP"
+
+# A tiny, fast run (the byte-level tokenizer, a 2-layer model, 4 prompts x 4 samples).
+cat >tiny.lua <<'EOF'
+return {
+  model = { init = { hidden = 32, layers = 2, heads = 4, kv_heads = 2, intermediate = 64, max_positions = 160 } },
+  rollout = { prompts_per_step = 4, group_size = 4, max_new_tokens = 40, temperature = 1.0 },
+  data = { arith = { n_train = 64, n_eval = 8 } },
+  learning_rate = 3e-3,
+  lr_schedule = "cosine",
+  warmup_steps = 1,
+  steps = 6,
+  save_every = 2,
+  eval_every = 3,
+  micro_batch_size = 5,
+  algo = { kl_coef = 0.05, entropy_coef = 0.01, ppo_epochs = 2, minibatch_size = 8 },
+}
+EOF
+
+# --- a run to the end ------------------------------------------------------------------------
+run rlvr train tiny.lua --set name=straight
+expect_status 0
+expect_out "step 6/6"
+expect_out "eval after step 3: accuracy"
+expect_out "final model: runs/straight/model"
+for f in runs/straight/run.db runs/straight/model/model.safetensors runs/straight/model/tokenizer.json \
+    runs/straight/checkpoints/step-00000006/optim.bin runs/straight/checkpoints/step-00000006/state.json; do
+    if [ -f "$f" ]; then ok; else LAST="$f"; bad "missing"; fi
+done
+# keep_checkpoints = 2: steps 4 and 6 remain.
+LAST="checkpoints kept"
+if [ "$(ls runs/straight/checkpoints)" = "$(printf 'step-00000004\nstep-00000006')" ]; then ok; else bad "$(ls runs/straight/checkpoints)"; fi
+LAST="store contents"
+Q() { sqlite3 "$1" "$2"; }
+if [ "$(Q runs/straight/run.db 'select count(*) from steps')" = 6 ] &&
+    [ "$(Q runs/straight/run.db 'select count(*) from samples')" = 96 ] &&
+    [ "$(Q runs/straight/run.db "select status from runs")" = finished ] &&
+    [ "$(Q runs/straight/run.db 'select count(*) from samples where length(logprobs) = 4 * n_completion_tokens and length(completion_ids) = 4 * n_completion_tokens')" = 96 ] &&
+    [ "$(Q runs/straight/run.db "select count(*) from step_metrics where name = 'eval/accuracy'")" = 2 ] &&
+    [ "$(Q runs/straight/run.db 'select count(*) from steps where loss is not null and kl is not null and entropy is not null and grad_norm > 0 and lr > 0')" = 6 ] &&
+    [ "$(Q runs/straight/run.db "select count(distinct name) from sample_rewards")" = 2 ]; then
+    ok
+else
+    bad "unexpected store contents: $(Q runs/straight/run.db 'select step, loss, kl, entropy, grad_norm, lr from steps')"
+fi
+# A finished run's directory is not reused by accident.
+run rlvr train tiny.lua --set name=straight
+expect_status 2
+expect_err "runs/straight already holds a run: continue it with --resume"
+
+# --- killed with SIGKILL during step 3, then resumed: the same run, bit for bit ---------------------
+"$RLVR" train tiny.lua --set name=killed >killed.out 2>&1 &
+pid=$!
+while [ ! -d runs/killed/checkpoints/step-00000002 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+LAST="store after SIGKILL"
+if [ "$(Q runs/killed/run.db 'pragma integrity_check')" = ok ]; then ok; else bad "integrity_check failed"; fi
+LAST="the kill landed mid-run"
+if [ "$(Q runs/killed/run.db 'select status from runs')" = running ] && [ ! -d runs/killed/model ]; then ok; else bad "the run had finished"; fi
+LAST="no half-written checkpoint"
+for d in runs/killed/checkpoints/step-*; do
+    case "$d" in *.tmp-*) continue ;; esac
+    if [ -f "$d/state.json" ] && [ -f "$d/optim.bin" ] && [ -f "$d/model/model.safetensors" ]; then ok; else bad "$d is incomplete"; fi
+done
+run rlvr train tiny.lua --set name=killed --resume
+expect_status 0
+expect_out "resumed runs/killed"
+expect_out "step 6/6"
+LAST="resumed run equals the straight run"
+same=1
+for q in "select step, reward_mean, loss, kl, entropy, grad_norm, lr, adv_mean, adv_std, clip_frac from steps order by step" \
+    "select step, prompt_id, group_index, sample_index, hex(completion_ids), hex(logprobs), reward, advantage, policy_version from samples order by id" \
+    "select s.step, r.name, r.value from sample_rewards r join samples s on s.id = r.sample_id order by s.id, r.name" \
+    "select step, name, value from step_metrics where name like 'eval/%' or name like 'reward/%' order by step, name"; do
+    if [ "$(Q runs/straight/run.db "$q")" != "$(Q runs/killed/run.db "$q")" ]; then same=0; echo "differs: $q" >&2; fi
+done
+if [ $same = 1 ]; then ok; else bad "the resumed run differs"; fi
+LAST="final weights equal"
+if cmp -s runs/straight/model/model.safetensors runs/killed/model/model.safetensors &&
+    cmp -s runs/straight/checkpoints/step-00000006/optim.bin runs/killed/checkpoints/step-00000006/optim.bin; then
+    ok
+else bad "weights or optimizer state differ"; fi
+LAST="resume recorded"
+if [ "$(Q runs/killed/run.db "select count(*) from events where message like 'resumed from the checkpoint of step%'")" = 1 ] &&
+    [ "$(Q runs/killed/run.db "select status from runs")" = finished ]; then ok; else bad "no resume event"; fi
+
+run rlvr train tiny.lua --set name=never --resume
+expect_status 2
+expect_err "--resume: runs/never/checkpoints: no checkpoint to resume from"
+
+# --- SFT then evaluation ------------------------------------------------------------------------
+run rlvr sft tiny.lua --set name=sft --set steps=30 --set sft.batch_size=8 --set eval_every=0 --set log_every=10
+expect_status 0
+expect_out "final model: runs/sft/model"
+LAST="sft lowers the loss"
+first=$(Q runs/sft/run.db 'select loss from steps where step = 1')
+last=$(Q runs/sft/run.db 'select avg(loss) from steps where step > 25')
+if awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.8 * a) }'; then ok; else bad "loss $first -> $last"; fi
+run rlvr eval tiny.lua --model runs/sft/model
+expect_status 0
+expect_out "accuracy: "
+expect_out "(8 problems)"
+run rlvr eval tiny.lua
+expect_status 2
+expect_err "model.path is empty"
+
+# --- errors before any model work ----------------------------------------------------------------------
+printf '{"prompt": "What is 2 + 2?", "answer": "4"}\n{"prompt": "What is 3 + 3?"}\n' >noanswer.jsonl
+run rlvr train tiny.lua --set name=bad1 --set data.train=noanswer.jsonl --set data.answer_key=
+expect_status 2
+expect_err "noanswer.jsonl:2: no field 'answer', which reward script 'math_r1' reads"
+LAST="no model work after a data error"
+if [ ! -d runs/bad1/checkpoints ] && [ ! -d runs/bad1/model ]; then ok; else bad "the failed run left a model"; fi
+run rlvr train tiny.lua --set name=bad2 --set data.max_prompt_tokens=5
+expect_status 2
+expect_err "row 0: the prompt is"
+expect_err "more than data.max_prompt_tokens = 5"
+run rlvr train tiny.lua --set name=bad3 --set rollout.max_new_tokens=150
+expect_status 2
+expect_err "does not fit the model's context of 160 positions"
+run rlvr train tiny.lua --set name=bad4 --set rollout.group_size=1
+expect_status 2
+expect_err "rollout.group_size = 1: GRPO needs at least 2 samples per prompt"
+run rlvr train tiny.lua --set name=bad5 --set algo.advantage=gae
+expect_status 2
+expect_err "needs a critic"
+run rlvr sft tiny.lua --set name=bad6 --set sft.response_key=nope
+expect_status 2
+expect_err "no string field 'nope' (sft.response_key)"
+run rlvr train tiny.lua --set name=bad7 --set reward.script=nosuch
+expect_status 2
+expect_err "nosuch"
+finish
