@@ -36,89 +36,116 @@ static void byte_char(int b, char out[4]) {
     else out[0] = (char)(0xC0 | (cp >> 6)), out[1] = (char)(0x80 | (cp & 0x3F)), out[2] = 0;
 }
 
+/* The JSON is built with a sticky failure flag (`ok`): cJSON's Add functions return NULL when an
+ * allocation fails and do nothing when given a NULL container, so one check at the end tells
+ * whether the tree is complete (never write half a tokenizer). */
+static cJSON *add(cJSON *parent, const char *key, cJSON *item, int *ok) {
+    int added = key ? cJSON_AddItemToObject(parent, key, item) : cJSON_AddItemToArray(parent, item);
+    if (!item || !added) {
+        if (!added) cJSON_Delete(item);
+        *ok = 0;
+        return NULL;
+    }
+    return item;
+}
+
+static void add_bool(cJSON *o, const char *key, int v, int *ok) {
+    add(o, key, cJSON_CreateBool(v), ok);
+}
+static void add_str(cJSON *o, const char *key, const char *v, int *ok) {
+    add(o, key, cJSON_CreateString(v), ok);
+}
+static void add_null(cJSON *o, const char *key, int *ok) {
+    add(o, key, cJSON_CreateNull(), ok);
+}
+static void add_num(cJSON *o, const char *key, double v, int *ok) {
+    add(o, key, cJSON_CreateNumber(v), ok);
+}
+
 /* {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": ..., "use_regex": true} */
-static cJSON *byte_level(int trim_offsets) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "type", "ByteLevel");
-    cJSON_AddBoolToObject(o, "add_prefix_space", 0);
-    cJSON_AddBoolToObject(o, "trim_offsets", trim_offsets);
-    cJSON_AddBoolToObject(o, "use_regex", 1);
-    return o;
+static void byte_level(cJSON *parent, const char *key, int trim_offsets, int *ok) {
+    cJSON *o = add(parent, key, cJSON_CreateObject(), ok);
+    add_str(o, "type", "ByteLevel", ok);
+    add_bool(o, "add_prefix_space", 0, ok);
+    add_bool(o, "trim_offsets", trim_offsets, ok);
+    add_bool(o, "use_regex", 1, ok);
 }
 
 /* One added-token entry; `with_id` for tokenizer.json's list (tokenizer_config.json keys by id). */
-static cJSON *added_token(int id, const char *content, int with_id) {
-    cJSON *o = cJSON_CreateObject();
-    if (with_id) cJSON_AddNumberToObject(o, "id", id);
-    cJSON_AddStringToObject(o, "content", content);
-    cJSON_AddBoolToObject(o, "single_word", 0);
-    cJSON_AddBoolToObject(o, "lstrip", 0);
-    cJSON_AddBoolToObject(o, "rstrip", 0);
-    cJSON_AddBoolToObject(o, "normalized", 0);
-    cJSON_AddBoolToObject(o, "special", 1);
-    return o;
+static void added_token(cJSON *parent, const char *key, int id, const char *content, int with_id, int *ok) {
+    cJSON *o = add(parent, key, cJSON_CreateObject(), ok);
+    if (with_id) add_num(o, "id", id, ok);
+    add_str(o, "content", content, ok);
+    add_bool(o, "single_word", 0, ok);
+    add_bool(o, "lstrip", 0, ok);
+    add_bool(o, "rstrip", 0, ok);
+    add_bool(o, "normalized", 0, ok);
+    add_bool(o, "special", 1, ok);
 }
 
-static cJSON *tokenizer_json(void) {
+static cJSON *tokenizer_json(int *ok) {
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "version", "1.0");
-    cJSON_AddNullToObject(root, "truncation");
-    cJSON_AddNullToObject(root, "padding");
-    cJSON *added = cJSON_AddArrayToObject(root, "added_tokens");
-    for (int i = 0; i < 3; i++) cJSON_AddItemToArray(added, added_token(256 + i, SPECIALS[i], 1));
+    if (!root) *ok = 0;
+    add_str(root, "version", "1.0", ok);
+    add_null(root, "truncation", ok);
+    add_null(root, "padding", ok);
+    cJSON *added = add(root, "added_tokens", cJSON_CreateArray(), ok);
+    for (int i = 0; i < 3; i++) added_token(added, NULL, 256 + i, SPECIALS[i], 1, ok);
     /* NFC, as Qwen2's tokenizer: transformers 5 loads a qwen2/qwen3 model directory's tokenizer
      * as Qwen2Tokenizer, which imposes NFC whatever tokenizer.json says; with NFC here every
      * reader (rlvr, tokenizers, AutoTokenizer for any architecture) gives the same ids. */
-    cJSON *norm = cJSON_AddObjectToObject(root, "normalizer");
-    cJSON_AddStringToObject(norm, "type", "NFC");
-    cJSON_AddItemToObject(root, "pre_tokenizer", byte_level(1));
-    cJSON_AddItemToObject(root, "post_processor", byte_level(0));
-    cJSON_AddItemToObject(root, "decoder", byte_level(1));
-    cJSON *model = cJSON_AddObjectToObject(root, "model");
-    cJSON_AddStringToObject(model, "type", "BPE");
-    cJSON_AddNullToObject(model, "dropout");
-    cJSON_AddNullToObject(model, "unk_token");
-    cJSON_AddNullToObject(model, "continuing_subword_prefix");
-    cJSON_AddNullToObject(model, "end_of_word_suffix");
-    cJSON_AddBoolToObject(model, "fuse_unk", 0);
-    cJSON_AddBoolToObject(model, "byte_fallback", 0);
-    cJSON_AddBoolToObject(model, "ignore_merges", 0);
-    cJSON *vocab = cJSON_AddObjectToObject(model, "vocab");
+    cJSON *norm = add(root, "normalizer", cJSON_CreateObject(), ok);
+    add_str(norm, "type", "NFC", ok);
+    byte_level(root, "pre_tokenizer", 1, ok);
+    byte_level(root, "post_processor", 0, ok);
+    byte_level(root, "decoder", 1, ok);
+    cJSON *model = add(root, "model", cJSON_CreateObject(), ok);
+    add_str(model, "type", "BPE", ok);
+    add_null(model, "dropout", ok);
+    add_null(model, "unk_token", ok);
+    add_null(model, "continuing_subword_prefix", ok);
+    add_null(model, "end_of_word_suffix", ok);
+    add_bool(model, "fuse_unk", 0, ok);
+    add_bool(model, "byte_fallback", 0, ok);
+    add_bool(model, "ignore_merges", 0, ok);
+    cJSON *vocab = add(model, "vocab", cJSON_CreateObject(), ok);
     for (int b = 0; b < 256; b++) {
         char ch[4];
         byte_char(b, ch);
-        cJSON_AddNumberToObject(vocab, ch, b);
+        add_num(vocab, ch, b, ok);
     }
-    cJSON_AddArrayToObject(model, "merges");
+    add(model, "merges", cJSON_CreateArray(), ok);
     return root;
 }
 
-static cJSON *tokenizer_config_json(void) {
+static cJSON *tokenizer_config_json(int *ok) {
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddBoolToObject(root, "add_prefix_space", 0);
-    cJSON *dec = cJSON_AddObjectToObject(root, "added_tokens_decoder");
+    if (!root) *ok = 0;
+    add_bool(root, "add_prefix_space", 0, ok);
+    cJSON *dec = add(root, "added_tokens_decoder", cJSON_CreateObject(), ok);
     for (int i = 0; i < 3; i++) {
         char key[8];
         snprintf(key, sizeof key, "%d", 256 + i);
-        cJSON_AddItemToObject(dec, key, added_token(256 + i, SPECIALS[i], 0));
+        added_token(dec, key, 256 + i, SPECIALS[i], 0, ok);
     }
-    cJSON *extra = cJSON_AddArrayToObject(root, "additional_special_tokens");
-    cJSON_AddItemToArray(extra, cJSON_CreateString(SPECIALS[1]));
-    cJSON_AddItemToArray(extra, cJSON_CreateString(SPECIALS[2]));
-    cJSON_AddNullToObject(root, "bos_token");
-    cJSON_AddStringToObject(root, "chat_template", BYTE_CHAT_TEMPLATE);
-    cJSON_AddBoolToObject(root, "clean_up_tokenization_spaces", 0);
-    cJSON_AddStringToObject(root, "eos_token", SPECIALS[2]);
-    cJSON_AddStringToObject(root, "errors", "replace");
-    cJSON_AddStringToObject(root, "pad_token", SPECIALS[0]);
-    cJSON_AddStringToObject(root, "tokenizer_class", "PreTrainedTokenizerFast");
-    cJSON_AddNullToObject(root, "unk_token");
+    cJSON *extra = add(root, "additional_special_tokens", cJSON_CreateArray(), ok);
+    add_str(extra, NULL, SPECIALS[1], ok);
+    add_str(extra, NULL, SPECIALS[2], ok);
+    add_null(root, "bos_token", ok);
+    add_str(root, "chat_template", BYTE_CHAT_TEMPLATE, ok);
+    add_bool(root, "clean_up_tokenization_spaces", 0, ok);
+    add_str(root, "eos_token", SPECIALS[2], ok);
+    add_str(root, "errors", "replace", ok);
+    add_str(root, "pad_token", SPECIALS[0], ok);
+    add_str(root, "tokenizer_class", "PreTrainedTokenizerFast", ok);
+    add_null(root, "unk_token", ok);
     return root;
 }
 
-/* Prints `root` (freed here) and writes it atomically to dir/name. */
-static int write_json(const char *dir, const char *name, cJSON *root, rlvr_err *e) {
-    char *text = root ? cJSON_Print(root) : NULL;
+/* Prints `root` (freed here; `ok` says whether it was built whole) and writes it atomically
+ * to dir/name. */
+static int write_json(const char *dir, const char *name, cJSON *root, int ok, rlvr_err *e) {
+    char *text = ok ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     char *path = util_path_join(dir, name);
     int rc;
@@ -131,6 +158,10 @@ static int write_json(const char *dir, const char *name, cJSON *root, rlvr_err *
 
 int tok_write_byte_level(const char *dir, rlvr_err *e) {
     if (util_mkdir_p(dir, e) != 0) return -1;
-    if (write_json(dir, "tokenizer.json", tokenizer_json(), e) != 0) return -1;
-    return write_json(dir, "tokenizer_config.json", tokenizer_config_json(), e);
+    int ok = 1;
+    cJSON *tj = tokenizer_json(&ok);
+    if (write_json(dir, "tokenizer.json", tj, ok, e) != 0) return -1;
+    ok = 1;
+    cJSON *cfg = tokenizer_config_json(&ok);
+    return write_json(dir, "tokenizer_config.json", cfg, ok, e);
 }

@@ -335,10 +335,10 @@ const command cmd_generate = {
                "rendered through the chat template with the generation prompt) or \"prompt_ids\".\n"
                "Sampling stops at the config's and the tokenizer's eos unless --stop-ids.\n"
                "Each sample is one JSON line: prompt_index, sample_index, prompt_ids,\n"
-               "completion_ids, completion (the decoded text without special tokens, ids beyond\n"
-               "the tokenizer's vocabulary left out; with a tokenizer), logprobs (of each sampled token under the distribution it was drawn\n"
-               "from) and finish_reason (\"stop\" or \"length\"). The same seed gives the same\n"
-               "samples whatever --batch is.",
+               "completion_ids, completion (with a tokenizer: the decoded text without special\n"
+               "tokens; ids beyond the tokenizer's vocabulary decode to nothing), logprobs (of\n"
+               "each sampled token under the distribution it was drawn from) and finish_reason\n"
+               "(\"stop\" or \"length\"). The same seed gives the same samples whatever --batch is.",
     .opts = GEN_OPTS,
     .n_opts = sizeof GEN_OPTS / sizeof *GEN_OPTS,
     .max_positional = 0,

@@ -184,7 +184,8 @@ const command cmd_init = {
                "makes --vocab default to 259 and --eos to 258. --tokenizer PATH copies\n"
                "tokenizer.json, tokenizer_config.json and chat_template.jinja (when present) from\n"
                "PATH (a tokenizer.json or a model directory); --vocab defaults to its vocabulary\n"
-               "size and --eos to its eos token. --vocab may exceed the tokenizer's, never fall short.",
+               "size and --eos to its eos token. --vocab may exceed the tokenizer's vocabulary,\n"
+               "never fall short of it.",
     .opts = INIT_OPTS,
     .n_opts = sizeof INIT_OPTS / sizeof *INIT_OPTS,
     .max_positional = 0,

@@ -5,6 +5,8 @@
 
 #include <dirent.h>
 
+#include <cjson/cJSON.h>
+
 #include "tokenizer.h"
 
 static tok_tokenizer *load_fresh(char **dir_out) {
@@ -194,6 +196,50 @@ static void chat_template(void **state) {
     free(dir);
 }
 
+/* cJSON's allocations fail one after another: each failure is an "out of memory" error and never a
+ * truncated file (what was written is whole: it loads). */
+static long alloc_budget;
+static void *failing_malloc(size_t n) {
+    return alloc_budget-- > 0 ? malloc(n) : NULL;
+}
+
+static void out_of_memory(void **state) {
+    (void)state;
+    char *dir = test_tmpdir("tok_bytes_oom");
+    cJSON_Hooks hooks = {failing_malloc, free};
+    int failures = 0;
+    for (long budget = 0;; budget += 7) {
+        char sub[1100];
+        snprintf(sub, sizeof sub, "%s/m%ld", dir, budget);
+        rlvr_err e = {{0}};
+        alloc_budget = budget;
+        cJSON_InitHooks(&hooks);
+        int rc = tok_write_byte_level(sub, &e);
+        cJSON_InitHooks(NULL);
+        char path[1200];
+        snprintf(path, sizeof path, "%s/tokenizer_config.json", sub);
+        if (rc == 0) {
+            tok_tokenizer *t = tok_load(sub, &e);
+            assert_non_null(t);
+            assert_int_equal(tok_vocab_size(t), TOK_BYTE_VOCAB);
+            tok_free(t);
+            break;
+        }
+        failures++;
+        assert_string_equal(e.msg, "out of memory");
+        assert_false(access(path, F_OK) == 0); /* the config is written last */
+        snprintf(path, sizeof path, "%s/tokenizer.json", sub);
+        if (access(path, F_OK) == 0) { /* the first file is whole */
+            tok_tokenizer *t = tok_load(path, &e);
+            assert_non_null(t);
+            assert_int_equal(tok_vocab_size(t), TOK_BYTE_VOCAB);
+            tok_free(t);
+        }
+    }
+    assert_true(failures > 100); /* the budget stepped through both files */
+    free(dir);
+}
+
 static void write_errors(void **state) {
     (void)state;
     rlvr_err e = {{0}};
@@ -210,7 +256,7 @@ static void write_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(vocab_and_specials), cmocka_unit_test(invalid_utf8), cmocka_unit_test(round_trips),
-        cmocka_unit_test(chat_template),      cmocka_unit_test(write_errors),
+        cmocka_unit_test(chat_template),      cmocka_unit_test(out_of_memory), cmocka_unit_test(write_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
