@@ -1,9 +1,11 @@
 /* cmd_init.c - `rlvr init --out DIR [shape options] [--tokenizer byte|PATH]`: a randomly
  * initialized model directory (config.json + model.safetensors, and a tokenizer) that
  * transformers and rlvr both load: tiny from-scratch models and test models. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "model.h"
@@ -29,10 +31,21 @@ static const cli_opt INIT_OPTS[] = {
     {"seed", "N", "random seed (default 1)", 0},
 };
 
-/* Copies the file `from` to dir/name atomically; a missing source is skipped unless `required`. */
+/* Removes dir/name when it exists: a file of an earlier tokenizer left beside the new one would
+ * be read with it (chat_template.jinja overrides tokenizer_config.json's template). */
+static int remove_stale(const char *dir, const char *name, rlvr_err *e) {
+    char *path = util_path_join(dir, name);
+    if (!path) return err_set(e, "out of memory");
+    int rc = unlink(path) != 0 && errno != ENOENT ? err_set(e, "%s: cannot remove: %s", path, strerror(errno)) : 0;
+    free(path);
+    return rc;
+}
+
+/* Copies the file `from` to dir/name atomically; a missing source is an error when `required`,
+ * else the destination is removed (so no file of an earlier tokenizer stays). */
 static int copy_file(const char *from, const char *dir, const char *name, int required, rlvr_err *e) {
     if (!from) return err_set(e, "out of memory");
-    if (!required && !util_is_file(from)) return 0;
+    if (!required && !util_is_file(from)) return remove_stale(dir, name, e);
     char *to = util_path_join(dir, name);
     size_t len;
     char *data = to ? util_read_file(from, &len, e) : NULL;
@@ -46,7 +59,8 @@ static int copy_file(const char *from, const char *dir, const char *name, int re
  * copies of the files tok_load reads (tokenizer.json, and tokenizer_config.json and
  * chat_template.jinja beside it). */
 static int write_tokenizer(const char *spec, const char *out, rlvr_err *e) {
-    if (strcmp(spec, "byte") == 0) return tok_write_byte_level(out, e);
+    if (strcmp(spec, "byte") == 0)
+        return remove_stale(out, "chat_template.jinja", e) != 0 ? -1 : tok_write_byte_level(out, e);
     int is_dir = util_is_dir(spec);
     char *dir = is_dir ? util_strdup(spec) : util_dirname(spec);
     char *json = is_dir ? util_path_join(spec, "tokenizer.json") : util_strdup(spec);

@@ -169,6 +169,18 @@ if cmp -s "$TMP/bm/tokenizer.json" "$TMP/bmc/tokenizer.json" && cmp -s "$TMP/bm/
 run rlvr init --out "$TMP/bmf" $SMALL --tokenizer "$TMP/bm/tokenizer.json"
 expect_status 0
 if cmp -s "$TMP/bm/tokenizer_config.json" "$TMP/bmf/tokenizer_config.json" && grep -q '"eos_token_id":.258,' "$TMP/bmf/config.json"; then ok; else bad "tokenizer not copied from a file"; fi
+# a chat_template.jinja beside the source is copied (transformers and rlvr prefer it to
+# tokenizer_config.json's); another tokenizer written over the directory removes it
+mkdir -p "$TMP/bmj" && cp "$TMP/bm"/tokenizer*.json "$TMP/bmj/"
+printf '%s' "{% for m in messages %}{{ m['content'] }}{% endfor %}" >"$TMP/bmj/chat_template.jinja"
+run rlvr init --out "$TMP/bmc" $SMALL --tokenizer "$TMP/bmj"
+expect_status 0
+if cmp -s "$TMP/bmj/chat_template.jinja" "$TMP/bmc/chat_template.jinja"; then ok; else bad "chat_template.jinja not copied"; fi
+run rlvr generate --model "$TMP/bmc" --prompt "Hi" --chat --max-new-tokens 1
+expect_out '"prompt_ids": [72, 105]'
+run rlvr init --out "$TMP/bmc" $SMALL --tokenizer byte
+expect_status 0
+if [ ! -e "$TMP/bmc/chat_template.jinja" ]; then ok; else bad "a stale chat_template.jinja stayed"; fi
 run rlvr init --out "$TMP/x" --tokenizer "$TMP/nowhere"
 expect_status 2
 expect_err "rlvr: init: --tokenizer: $TMP/nowhere"
