@@ -74,6 +74,17 @@ const char *tok_bos_token(const tok_tokenizer *t);
 const char *tok_eos_token(const tok_tokenizer *t);
 int32_t tok_eos_id(const tok_tokenizer *t);
 
+/* Writes dir/tokenizer.json and dir/tokenizer_config.json (dir is created) of the byte-level
+ * tokenizer for models initialized from scratch: GPT-2-style byte-level BPE with exactly the 256
+ * byte tokens (id b is the byte b), no merges, an NFC normalizer (as Qwen2's, which transformers
+ * imposes on qwen2/qwen3 models anyway), ByteLevel pre-tokenizer and decoder, and the
+ * special tokens <|endoftext|> (256, also the pad token), <|im_start|> (257) and <|im_end|> (258,
+ * the eos token); vocabulary size 259 (TOK_BYTE_VOCAB). Its chat template is plain ChatML
+ * without a default system prompt (rendered by the Jinja subset as transformers renders it).
+ * Each file is written atomically. Returns 0, or -1 with `e` filled. */
+enum { TOK_BYTE_VOCAB = 259, TOK_BYTE_EOS = 258 };
+int tok_write_byte_level(const char *dir, rlvr_err *e);
+
 /* ---- chat templates ----
  * Checkpoints ship a Jinja chat_template. rlvr recognises the templates users meet (ChatML as
  * in Qwen2.5 with or without a system prompt, Llama-3, SmolLM2, Zephyr/TinyLlama, DeepSeek-R1)

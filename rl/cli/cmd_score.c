@@ -1,7 +1,7 @@
 /* cmd_score.c - `rlvr score --model DIR --in FILE.jsonl`: per-token log-probabilities
- * (and entropies) of given token sequences under a model, on the CPU reference. Each
- * line holds "token_ids": [..] (every token after the first is scored) or "prompt_ids"
- * and "completion_ids" (the completion is scored). */
+ * (and entropies) of given sequences under a model, on the CPU reference. Each line holds
+ * "text" or "token_ids" (every token after the first is scored), or "prompt" and
+ * "completion" texts or "prompt_ids" and "completion_ids" (the completion is scored). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,26 +14,50 @@
 static const cli_opt SCORE_OPTS[] = {
     {"model", "DIR", "Hugging Face model directory", 0},
     {"in", "FILE", "JSONL input (\"-\" is stdin)", 0},
+    {"tokenizer", "PATH", "tokenizer.json or a directory holding one, for text (default: the model directory's)", 0},
     {"out", "FILE", "write the JSONL here instead of stdout", 0},
     {"threads", "N", "CPU threads (default: online CPUs, at most 8)", 0},
 };
 
-/* Scores one line; returns 0, or -1 with the message in e. */
-static int score_line(model *m, const cJSON *obj, FILE *f, long line, rlvr_err *e) {
-    int *ids = NULL, *comp = NULL, n = 0, n_comp = 0, rc = -1;
-    const cJSON *tok = cJSON_GetObjectItemCaseSensitive(obj, "token_ids");
-    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(obj, "prompt_ids");
-    const cJSON *co = cJSON_GetObjectItemCaseSensitive(obj, "completion_ids");
+/* The ids of one part of a line: `ids_key` (ids) or `text_key` (text, needing the tokenizer).
+ * Returns 1 when the line has neither, 0 with ids, -1 with `e` filled. */
+static int part_ids(model *m, tok_tokenizer *t, const char *dir, const cJSON *obj, const char *raw, const char *ids_key,
+                    const char *text_key, int add_special, int **ids, int *n, rlvr_err *e) {
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(obj, ids_key);
+    if (arr) return ids_from_json(arr, m->cfg.vocab, ids_key, ids, n, e);
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(obj, text_key);
+    if (!text) return 1;
+    if (!cJSON_IsString(text)) return err_set(e, "\"%s\" must be a string", text_key);
+    if (!t) {
+        char what[32], hint[32];
+        snprintf(what, sizeof what, "\"%s\"", text_key);
+        snprintf(hint, sizeof hint, "\"%s\"", ids_key);
+        return no_tokenizer_error(e, what, dir, hint);
+    }
+    if (json_has_nul_escape(raw)) return err_set(e, "the text contains U+0000 (\\u0000), which rlvr cannot read");
+    return text_to_ids(t, text->valuestring, add_special, m->cfg.vocab, ids, n, e);
+}
+
+/* Scores one line; returns 0, or -1 with the message in e. Text is encoded as transformers'
+ * tokenizer(text) encodes it (with the post-processor's special tokens, e.g. a BOS); a prompt
+ * and a completion are encoded separately (the completion without special tokens) and
+ * concatenated, so the completion's tokens are exactly its own encoding. */
+static int score_line(model *m, tok_tokenizer *t, const char *dir, const cJSON *obj, const char *raw, FILE *f,
+                      long line, rlvr_err *e) {
+    int *ids = NULL, *comp = NULL, n = 0, n_comp = 0, rc;
     int first; /* index of the first scored token */
-    if (tok) {
-        if (ids_from_json(tok, m->cfg.vocab, "token_ids", &ids, &n, e) != 0) return -1;
-        first = 1;
-    } else if (pr && co) {
+    if ((rc = part_ids(m, t, dir, obj, raw, "token_ids", "text", 1, &ids, &n, e)) < 0) return -1;
+    if (rc == 0) first = 1;
+    else {
         int *pids = NULL, np = 0;
-        if (ids_from_json(pr, m->cfg.vocab, "prompt_ids", &pids, &np, e) != 0) return -1;
-        if (ids_from_json(co, m->cfg.vocab, "completion_ids", &comp, &n_comp, e) != 0) {
+        rc = part_ids(m, t, dir, obj, raw, "prompt_ids", "prompt", 1, &pids, &np, e);
+        if (rc < 0) return -1;
+        int rc2 = rc == 0 ? part_ids(m, t, dir, obj, raw, "completion_ids", "completion", 0, &comp, &n_comp, e) : 1;
+        if (rc2 != 0) {
             free(pids);
-            return -1;
+            if (rc2 < 0) return -1;
+            return err_set(e, "no \"text\" or \"token_ids\", nor a prompt (\"prompt\" or \"prompt_ids\") and a "
+                              "completion (\"completion\" or \"completion_ids\")");
         }
         n = np + n_comp;
         ids = malloc((size_t)(n ? n : 1) * sizeof *ids);
@@ -49,9 +73,10 @@ static int score_line(model *m, const cJSON *obj, FILE *f, long line, rlvr_err *
         if (np < 1) {
             free(ids);
             free(comp);
-            return err_set(e, "'prompt_ids' must hold at least one token");
+            return err_set(e, "the prompt must hold at least one token");
         }
-    } else return err_set(e, "no \"token_ids\" (or \"prompt_ids\" and \"completion_ids\"); text needs the tokenizer, which has not landed yet");
+    }
+    rc = -1;
     if (n < 2 || first >= n) {
         free(ids);
         free(comp);
@@ -97,9 +122,16 @@ static int score_run(const cli_args *a) {
         cmd_error("%s", e.msg);
         return EXIT_USAGE;
     }
+    tok_tokenizer *t = NULL;
+    if (cli_tokenizer(a, dir, &t, &e) != 0) {
+        cmd_error("score: %s", e.msg);
+        model_free(m);
+        return EXIT_USAGE;
+    }
     jsonl_reader r;
     if (jsonl_open(&r, in, &e) != 0) {
         cmd_error("%s", e.msg);
+        tok_free(t);
         model_free(m);
         return EXIT_USAGE;
     }
@@ -120,7 +152,7 @@ static int score_run(const cli_args *a) {
             status = EXIT_USAGE;
             break;
         }
-        if (score_line(m, obj, f, r.line, &e) != 0) {
+        if (score_line(m, t, dir, obj, r.buf, f, r.line, &e) != 0) {
             cmd_error("%s:%ld: %s", r.name, r.line, e.msg);
             status = EXIT_USAGE;
         }
@@ -131,19 +163,25 @@ static int score_run(const cli_args *a) {
         status = EXIT_FAIL;
     }
     jsonl_close(&r);
+    tok_free(t);
     model_free(m);
     return status;
 }
 
 const command cmd_score = {
     .name = "score",
-    .summary = "Per-token log-probabilities of given token ids",
-    .usage = "--model DIR --in FILE.jsonl [options]",
-    .details = "Each input line holds \"token_ids\": [..] (every token after the first is scored)\n"
-               "or \"prompt_ids\" and \"completion_ids\" (the completion's tokens are scored). Each\n"
-               "output line: line, token_ids (the scored tokens), logprobs and entropies (of the\n"
-               "model's distribution at each scored position). Text needs the tokenizer, which\n"
-               "has not landed yet.",
+    .summary = "Per-token log-probabilities of given text or token ids",
+    .usage = "--model DIR --in FILE.jsonl [--tokenizer PATH] [options]",
+    .details = "Each input line holds \"text\" or \"token_ids\": [..] (every token after the first\n"
+               "is scored), or a prompt and a completion, each as text (\"prompt\", \"completion\")\n"
+               "or ids (\"prompt_ids\", \"completion_ids\") (the completion's tokens are scored).\n"
+               "Text needs a tokenizer: --tokenizer PATH, else the model directory's\n"
+               "tokenizer.json. \"text\" and \"prompt\" are encoded as transformers'\n"
+               "tokenizer(text) encodes them (with the post-processor's special tokens, e.g. a\n"
+               "BOS); \"completion\" is encoded on its own without special tokens and appended to\n"
+               "the prompt's ids (so the ids at the seam may differ from encoding the joined\n"
+               "text). Each output line: line, token_ids (the scored tokens), logprobs and\n"
+               "entropies (of the model's distribution at each scored position).",
     .opts = SCORE_OPTS,
     .n_opts = sizeof SCORE_OPTS / sizeof *SCORE_OPTS,
     .max_positional = 0,

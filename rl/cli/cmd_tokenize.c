@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "jsonl.h"
+#include "token_ids.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -20,32 +21,6 @@ static const cli_opt TOKENIZE_OPTS[] = {
     {"decode", NULL, "read {\"ids\": [...]} and write {\"text\": ...}", 0},
     {"skip-special", NULL, "with --decode: leave special tokens out of the text", 0},
 };
-
-/* cJSON ends a string at an escaped U+0000, which would silently shorten the text: refuse it. */
-static int has_nul_escape(const char *line) {
-    for (const char *p = line; (p = strstr(p, "\\u0000")) != NULL; p++) {
-        size_t slashes = 0;
-        while (p - (long)slashes > line && p[-(long)slashes - 1] == '\\') slashes++;
-        if (slashes % 2 == 0) return 1;
-    }
-    return 0;
-}
-
-/* A JSON string of s[0..n) (valid UTF-8; U+0000 is written as \\u0000, which cJSON's printer
- * would cut the text at). */
-static void put_json_string(sbuf *b, const char *s, size_t n) {
-    sb_putc(b, '"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') sb_putc(b, '\\'), sb_putc(b, (char)c);
-        else if (c == '\n') sb_puts(b, "\\n");
-        else if (c == '\t') sb_puts(b, "\\t");
-        else if (c == '\r') sb_puts(b, "\\r");
-        else if (c < 0x20 || c == 0x7F) sb_printf(b, "\\u%04x", c);
-        else sb_putc(b, (char)c);
-    }
-    sb_putc(b, '"');
-}
 
 static void write_ids(const tok_ids *v, sbuf *line) {
     sb_puts(line, "{\"ids\":[");
@@ -78,7 +53,7 @@ static int tokenize_line(tok_tokenizer *t, const cJSON *obj, int mode_chat, int 
         free(v);
         if (!text) return -1; /* an id out of range: the input's fault */
         sb_puts(line, "{\"text\":");
-        put_json_string(line, text, len);
+        json_put_string(line, text, len);
         sb_puts(line, "}\n");
         free(text);
         return 0;
@@ -162,7 +137,7 @@ static int tokenize_run(const cli_args *a) {
             break;
         }
         line.len = 0;
-        if (!decode && has_nul_escape(r.buf)) {
+        if (!decode && json_has_nul_escape(r.buf)) {
             cJSON_Delete(obj);
             cmd_error("<stdin>:%ld: the text contains U+0000 (\\u0000), which rlvr tokenize cannot read", r.line);
             status = EXIT_USAGE;
