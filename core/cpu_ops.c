@@ -43,6 +43,13 @@ static int use_blas = 0;
 #endif
 
 int cpu_blas_enabled(void) { return use_blas; }
+void cpu_set_blas_threads(int n) {
+#ifdef RLVR_HAVE_BLAS
+    if (n > 0) openblas_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
 void cpu_set_blas(int on) {
 #ifdef RLVR_HAVE_BLAS
     use_blas = on != 0;

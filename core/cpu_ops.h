@@ -48,6 +48,8 @@ void swiglu_backward(float *dgate, float *dup, const float *dh, const float *gat
  * what another i writes). cpu_set_threads(n) sets the count (default 1). */
 void cpu_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx);
 void cpu_set_threads(int n);
+/* Threads OpenBLAS uses inside one matrix product (no-op without BLAS; n < 1 leaves it). */
+void cpu_set_blas_threads(int n);
 int cpu_threads(void);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cpu_ops.h"
 #include "rng.h"
 #include "sampling.h"
 #include "seq_batch.h"
@@ -286,6 +287,7 @@ int rl_ctx_open(rl_ctx *c, const rlvr_config *cfg, const char *config_lua, const
     ckpt_state ck = {0};
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     model_set_threads(cfg->threads > 0 ? (int)cfg->threads : (int)(cpus < 1 ? 1 : cpus));
+    cpu_set_blas_threads((int)cfg->blas_threads);
     if (!(c->run_dir = util_path_join(cfg->output_dir, cfg->name))) return err_set(e, "out of memory");
     if (resume && !(ckpt_dir = ckpt_latest(c->run_dir, e))) return err_prefix(e, "--resume");
     if (!resume && need_optimizer && check_fresh(c->run_dir, e) != 0) return -1;
