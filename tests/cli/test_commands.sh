@@ -20,7 +20,7 @@ fi
 expect_out "cuda: "
 
 # Reserved commands: documented, and exit 2 with the agreed message.
-for c in sft eval report; do
+for c in report; do
     run rlvr "$c"
     expect_status 2
     expect_err_line "rlvr: '$c' is not available yet"

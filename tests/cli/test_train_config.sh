@@ -22,10 +22,11 @@ printf '%s\n' "$OUT" | grep -v '^-- ' | sed 's|^  db = "other.db",|  db = "",|' 
 if cmp -s a.txt b.txt; then ok; else LAST="round trip"; bad "resolved config changed on reload: $(diff a.txt b.txt | head -5)"; fi
 [ -f other.db ] && ok || bad "--db other.db was not used"
 
-# Without --dry-run the trainer is not there yet.
-run rlvr train
+# A bad key stops the trainer before anything is written (the run itself: test_train.sh).
+run rlvr train --set rollout.temprature=0.5
 expect_status 2
-expect_err_line "rlvr: 'train' is not available yet"
+expect_err "did you mean 'rollout.temperature'"
+[ ! -d runs/arith-grpo/checkpoints ] && [ ! -d runs/arith-grpo/tokenizer ] && ok || bad "a failed config started a run"
 
 # A config file with nested sections and --set overrides, later wins.
 cat > good.lua <<'LUA'
