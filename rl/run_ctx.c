@@ -289,11 +289,16 @@ int rl_ctx_open(rl_ctx *c, const rlvr_config *cfg, const char *config_lua, const
     model_set_threads(cfg->threads > 0 ? (int)cfg->threads : (int)(cpus < 1 ? 1 : cpus));
     cpu_set_blas_threads((int)cfg->blas_threads);
     if (!(c->run_dir = util_path_join(cfg->output_dir, cfg->name))) return err_set(e, "out of memory");
-    if (resume && !(ckpt_dir = ckpt_latest(c->run_dir, e))) return err_prefix(e, "--resume");
-    if (!resume && need_optimizer && check_fresh(c->run_dir, e) != 0) return -1;
-    if (cfg->rollout_stop.n > 0)
-        return err_set(e, "rollout.stop: stop strings are not supported by the CPU engine; stop tokens are the "
-                          "tokenizer's end-of-sequence and end-of-turn tokens");
+    if (resume && !(ckpt_dir = ckpt_latest(c->run_dir, e))) {
+        err_prefix(e, "--resume");
+        goto fail;
+    }
+    if (!resume && need_optimizer && check_fresh(c->run_dir, e) != 0) goto fail;
+    if (cfg->rollout_stop.n > 0) {
+        err_set(e, "rollout.stop: stop strings are not supported by the CPU engine; stop tokens are the "
+                   "tokenizer's end-of-sequence and end-of-turn tokens");
+        goto fail;
+    }
 
     /* Checks that need no model: the reward script loads and self-tests, and every row
      * has the fields it reads. */
