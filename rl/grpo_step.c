@@ -151,7 +151,8 @@ typedef struct train_arrays {
     int B, T;
     gsample **s;      /* [B] */
     rl_seq *seqs;     /* [B] */
-    uint8_t *mask;    /* [B, T] */
+    uint8_t *mask;    /* [B, T] tokens the loss sees (truncated samples left out with mask_truncated) */
+    uint8_t *tokens;  /* [B, T] every completion token: what advantages are computed over */
     int64_t *group;   /* [B] */
     float *scores;    /* [B] */
     float *adv, *old_logp, *ref_logp, *logp, *ent, *dlogp, *dent, *w, *kl; /* [B, T] */
@@ -161,6 +162,7 @@ static void arrays_free(train_arrays *a) {
     free(a->s);
     free(a->seqs);
     free(a->mask);
+    free(a->tokens);
     free(a->group);
     free(a->scores);
     free(a->adv);
@@ -182,10 +184,11 @@ static int arrays_init(train_arrays *a, rl_ctx *c, grpo_batch *b, rlvr_err *e) {
     a->s = calloc(B, sizeof *a->s);
     a->seqs = calloc(B, sizeof *a->seqs);
     a->mask = calloc(BT, 1);
+    a->tokens = calloc(BT, 1);
     a->group = calloc(B, sizeof *a->group);
     a->scores = calloc(B, sizeof *a->scores);
     float **fs[] = {&a->adv, &a->old_logp, &a->ref_logp, &a->logp, &a->ent, &a->dlogp, &a->dent, &a->w, &a->kl};
-    int ok = a->s && a->seqs && a->mask && a->group && a->scores;
+    int ok = a->s && a->seqs && a->mask && a->tokens && a->group && a->scores;
     for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) ok &= (*fs[i] = calloc(BT, sizeof(float))) != NULL;
     if (!ok) return err_set(e, "out of memory for a batch of %d samples", a->B);
     int k = 0;
@@ -196,8 +199,11 @@ static int arrays_init(train_arrays *a, rl_ctx *c, grpo_batch *b, rlvr_err *e) {
         a->seqs[k] = (rl_seq){.ids = s->ids, .n_prompt = s->n_prompt, .n_completion = s->n_out};
         a->group[k] = s->group;
         a->scores[k] = (float)s->rw.reward;
-        int masked = s->n_out == 0 || (c->cfg->algo_mask_truncated && s->finish == ROLLOUT_LENGTH);
-        for (int t = 0; t < s->n_out && !masked; t++) a->mask[(size_t)k * a->T + t] = 1;
+        int masked = c->cfg->algo_mask_truncated && s->finish == ROLLOUT_LENGTH;
+        for (int t = 0; t < s->n_out; t++) {
+            a->tokens[(size_t)k * a->T + t] = 1;
+            a->mask[(size_t)k * a->T + t] = !masked;
+        }
         k++;
     }
     return 0;
@@ -306,7 +312,8 @@ static int update_policy(rl_ctx *c, train_arrays *a, int have_old, update_stats 
 /* Advantages of the kept samples (KL in the reward first when configured). */
 static int compute_advantages(rl_ctx *c, train_arrays *a, rlvr_err *e) {
     const rlvr_config *cfg = c->cfg;
-    rl_batch_shape sh = {.B = a->B, .T = a->T, .mask = a->mask, .group = a->group};
+    /* A truncated sample still counts in its group's statistics; only the loss skips it. */
+    rl_batch_shape sh = {.B = a->B, .T = a->T, .mask = a->tokens, .group = a->group};
     int kind = rl_adv_kind_parse(cfg->algo_advantage);
     float *rewards = malloc((size_t)a->B * a->T * sizeof *rewards), *returns = malloc((size_t)a->B * a->T * sizeof *returns);
     int rc = -1;
@@ -315,7 +322,7 @@ static int compute_advantages(rl_ctx *c, train_arrays *a, rlvr_err *e) {
         goto done;
     }
     if (c->ref && cfg->algo_kl_in_reward) {
-        rl_kl_per_token((rl_kl_kind)rl_kl_parse(cfg->algo_kl_estimator), a->old_logp, a->ref_logp, a->mask, a->B,
+        rl_kl_per_token((rl_kl_kind)rl_kl_parse(cfg->algo_kl_estimator), a->old_logp, a->ref_logp, a->tokens, a->B,
                         a->T, a->kl, NULL);
         rl_token_rewards(&sh, a->scores, a->kl, (float)cfg->algo_kl_coef, rewards);
         /* Outcome estimators see each sample's summed token rewards (verl's GRPO does too). */

@@ -110,6 +110,36 @@ run rlvr eval tiny.lua
 expect_status 2
 expect_err "model.path is empty"
 
+# --- every estimator and option runs end to end and logs what it should ------------------------------
+algo_run() { # name, expectation SQL (must print 1), then --set options
+    local name=$1 check=$2
+    shift 2
+    run rlvr train tiny.lua --set name="$name" --set steps=2 --set eval_every=0 "$@"
+    expect_status 0
+    LAST="$name: $check"
+    if [ "$(Q "runs/$name/run.db" "$check")" = 1 ]; then ok; else bad "check failed"; fi
+}
+algo_run dr_grpo "select count(*) = 2 from steps where loss is not null and kl is null" \
+    --set algo.advantage=dr_grpo --set algo.loss_agg=seq_mean_token_sum_norm --set algo.kl_coef=0
+algo_run rloo "select count(*) = 2 from steps where grad_norm > 0" --set algo.advantage=rloo --set algo.loss_agg=seq_mean_token_mean
+# REINFORCE++ with the KL in the reward: whitened advantages (batch mean 0), no KL term in the loss.
+algo_run rpp "select count(*) = 2 from steps where abs(adv_mean) < 1e-3 and kl is null" \
+    --set algo.advantage=reinforce_pp --set algo.kl_in_reward=true --set algo.kl_coef=0.1
+# Dynamic sampling: every trained group has unequal rewards (the step may generate more than it trains).
+algo_run dyn "select count(*) = 0 from (select step, group_index from samples where advantage is not null group by step, group_index having min(reward) = max(reward))" \
+    --set algo.dynamic_sampling=true --set algo.max_sampling_rounds=2
+# Truncated samples are left out: with 4 new tokens (almost) every sample is cut, and a step
+# whose samples were all cut trains nothing.
+algo_run trunc "select count(*) = 2 from steps where frac_truncated > 0.5 and (frac_truncated < 1 or loss is null)" \
+    --set algo.mask_truncated=true --set rollout.max_new_tokens=4
+# DAPO's preset turns dynamic sampling on: an untrained model's rewards are all 0, so every
+# group is dropped after max_sampling_rounds rounds and the step makes no update (and says so).
+algo_run dapo "select count(*) = 2 from step_metrics where name = 'batch/groups_generated' and value = 12" \
+    --set preset=dapo --set algo.ppo_epochs=2 --set algo.minibatch_size=8
+LAST="dapo: no update, said"
+if [ "$(Q runs/dapo/run.db "select count(*) from events where message like '%rewards were equal; no update'")" = 2 ] &&
+    [ "$(Q runs/dapo/run.db "select count(*) from steps where loss is null")" = 2 ]; then ok; else bad "no warning"; fi
+
 # --- errors before any model work ----------------------------------------------------------------------
 printf '{"prompt": "What is 2 + 2?", "answer": "4"}\n{"prompt": "What is 3 + 3?"}\n' >noanswer.jsonl
 run rlvr train tiny.lua --set name=bad1 --set data.train=noanswer.jsonl --set data.answer_key=
