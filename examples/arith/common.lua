@@ -3,7 +3,7 @@
 -- and the generation length.
 return {
   seed = 1,
-  model = { init = { arch = "qwen2", hidden = 64, layers = 2, heads = 2, kv_heads = 1, intermediate = 256, max_positions = 256 } },
+  model = { init = { arch = "qwen2", hidden = 128, layers = 2, heads = 4, kv_heads = 2, intermediate = 384, max_positions = 256 } },
   -- "What is 3 + 5 - 2?": three one-digit operands, + and -; 2,000 training problems and
   -- 500 held-out ones whose expressions never occur in training.
   data = { arith = { n_train = 2000, n_eval = 500, min_digits = 1, max_digits = 1, terms = 3, ops = "+-" } },

@@ -4,11 +4,11 @@
 local cfg = require "rlvr.config"
 return cfg.merge(require "common", {
   name = "arith-grpo",
-  steps = 100,
-  learning_rate = 2e-5,
+  steps = 200,
+  learning_rate = 3e-5,
   rollout = { prompts_per_step = 16, group_size = 8, temperature = 1.0 },
   algo = { advantage = "grpo", loss_agg = "token_mean", kl_coef = 0 },
   eval_every = 0,
-  log_every = 5,
+  log_every = 10,
   save_every = 50,
 })
