@@ -146,6 +146,93 @@ void swiglu_backward(float *dgate, float *dup, const float *dh, const float *gat
     }
 }
 
+/* ---- LM head ---------------------------------------------------------------------------- */
+
+#include <stdlib.h>
+
+typedef struct lp_job {
+    const float *x, *w;
+    const int *targets;
+    float *logz, *logp, *entropy; /* [T] each; logz always */
+    int T, C, V;
+} lp_job;
+
+/* Rows [b*LMHEAD_ROW_BLOCK, ..): an online softmax over vocabulary chunks keeps, per row,
+ * the running max mx, s = sum exp(l - mx) and w = sum exp(l - mx) * l; at the end
+ * logZ = mx + log s and entropy = logZ - w / s. */
+static void lp_block(void *ctx, int b) {
+    const lp_job *j = ctx;
+    int t0 = b * LMHEAD_ROW_BLOCK, tb = j->T - t0 < LMHEAD_ROW_BLOCK ? j->T - t0 : LMHEAD_ROW_BLOCK;
+    int V = j->V, C = j->C;
+    float *blk = malloc((size_t)LMHEAD_ROW_BLOCK * LMHEAD_VOCAB_CHUNK * sizeof(float));
+    double mx[LMHEAD_ROW_BLOCK], s[LMHEAD_ROW_BLOCK], w[LMHEAD_ROW_BLOCK], tl[LMHEAD_ROW_BLOCK];
+    if (!blk) abort(); /* a 512 KB scratch: failing here means the process is out of memory */
+    for (int r = 0; r < tb; r++) mx[r] = -INFINITY, s[r] = w[r] = 0.0, tl[r] = 0.0;
+    for (int v0 = 0; v0 < V; v0 += LMHEAD_VOCAB_CHUNK) {
+        int vc = V - v0 < LMHEAD_VOCAB_CHUNK ? V - v0 : LMHEAD_VOCAB_CHUNK;
+        cpu_sgemm(0, 1, tb, vc, C, 1.0f, j->x + (size_t)t0 * C, C, j->w + (size_t)v0 * C, C, 0.0f, blk, vc);
+        for (int r = 0; r < tb; r++) {
+            const float *row = blk + (size_t)r * vc;
+            double cm = mx[r];
+            for (int v = 0; v < vc; v++)
+                if (row[v] > cm) cm = row[v];
+            if (cm > mx[r]) {
+                double f = exp(mx[r] - cm);
+                s[r] *= f;
+                w[r] *= f;
+                mx[r] = cm;
+            }
+            for (int v = 0; v < vc; v++) {
+                double p = exp(row[v] - mx[r]);
+                s[r] += p;
+                w[r] += p * row[v];
+            }
+            int tg = j->targets ? j->targets[t0 + r] : -1;
+            if (tg >= v0 && tg < v0 + vc) tl[r] = row[tg - v0];
+        }
+    }
+    for (int r = 0; r < tb; r++) {
+        double logz = mx[r] + log(s[r]);
+        j->logz[t0 + r] = (float)logz;
+        if (j->logp) j->logp[t0 + r] = (float)(tl[r] - logz);
+        if (j->entropy) j->entropy[t0 + r] = (float)(logz - w[r] / s[r]);
+    }
+    free(blk);
+}
+
+void lmhead_logprobs(float *logz, float *logp, float *entropy, const float *x, const float *w, const int *targets,
+                     int T, int C, int V) {
+    lp_job j = {x, w, targets, logz, logp, entropy, T, C, V};
+    cpu_parallel_for((T + LMHEAD_ROW_BLOCK - 1) / LMHEAD_ROW_BLOCK, lp_block, &j);
+}
+
+void lmhead_backward(float *dx, float *dw, const float *x, const float *w, const int *targets, const float *dlogp,
+                     const float *dentropy, const float *logz, const float *entropy, int T, int C, int V,
+                     float *scratch) {
+    float *blk = scratch;
+    for (int t0 = 0; t0 < T; t0 += LMHEAD_ROW_BLOCK) {
+        int tb = T - t0 < LMHEAD_ROW_BLOCK ? T - t0 : LMHEAD_ROW_BLOCK;
+        for (int v0 = 0; v0 < V; v0 += LMHEAD_VOCAB_CHUNK) {
+            int vc = V - v0 < LMHEAD_VOCAB_CHUNK ? V - v0 : LMHEAD_VOCAB_CHUNK;
+            cpu_sgemm(0, 1, tb, vc, C, 1.0f, x + (size_t)t0 * C, C, w + (size_t)v0 * C, C, 0.0f, blk, vc);
+            for (int r = 0; r < tb; r++) {
+                int t = t0 + r;
+                float *row = blk + (size_t)r * vc;
+                float dlp = dlogp ? dlogp[t] : 0.0f, den = dentropy ? dentropy[t] : 0.0f;
+                for (int v = 0; v < vc; v++) {
+                    float lp = row[v] - logz[t], p = expf(lp);
+                    float d = -dlp * p - den * p * (lp + entropy[t]);
+                    if (v0 + v == targets[t]) d += dlp;
+                    row[v] = d;
+                }
+            }
+            /* dx[tb, C] += dl[tb, vc] @ w[vc, C]; dw[vc, C] += dl^T @ x[tb, C] */
+            cpu_sgemm(0, 0, tb, C, vc, 1.0f, blk, vc, w + (size_t)v0 * C, C, 1.0f, dx + (size_t)t0 * C, C);
+            cpu_sgemm(1, 0, vc, C, tb, 1.0f, blk, vc, x + (size_t)t0 * C, C, 1.0f, dw + (size_t)v0 * C, C);
+        }
+    }
+}
+
 /* ---- threads ---------------------------------------------------------------------------- */
 
 #include <pthread.h>

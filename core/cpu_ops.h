@@ -44,6 +44,24 @@ void swiglu_forward(float *h, const float *gate, const float *up, size_t n);
 /* Writes (not accumulates) dgate and dup from dh. */
 void swiglu_backward(float *dgate, float *dup, const float *dh, const float *gate, const float *up, size_t n);
 
+/* LM head and softmax statistics without a [T, V] logits tensor: logits of a block of
+ * LMHEAD_ROW_BLOCK rows and LMHEAD_VOCAB_CHUNK vocabulary entries at a time,
+ * logits[t, v] = x[t, :] . w[v, :], with x: [T, C], w: [V, C]. An online softmax keeps per
+ * row the running max, s = sum exp(l - max) and sum exp(l - max) * l (in double), so
+ * logz[t] = log sum_v exp(logits[t, v]), logp[t] = logits[t, targets[t]] - logz[t] and
+ * entropy[t] = logz[t] - E_p[logits] (logp, entropy, targets may be NULL; logz is always
+ * written). Row blocks run on cpu_parallel_for threads. */
+enum { LMHEAD_ROW_BLOCK = 64, LMHEAD_VOCAB_CHUNK = 2048 };
+void lmhead_logprobs(float *logz, float *logp, float *entropy, const float *x, const float *w, const int *targets,
+                     int T, int C, int V);
+/* Backward of L = sum_t dlogp[t] logp[t] + dentropy[t] entropy[t] (either may be NULL),
+ * given lmhead_logprobs' logz and entropy, accumulating: dx[T, C] += dL/dx and
+ * dw[V, C] += dL/dw. d L / d logits[t, v] = dlogp (1[v = target] - p_v)
+ * - dentropy p_v (log p_v + entropy). scratch: LMHEAD_ROW_BLOCK * LMHEAD_VOCAB_CHUNK floats. */
+void lmhead_backward(float *dx, float *dw, const float *x, const float *w, const int *targets, const float *dlogp,
+                     const float *dentropy, const float *logz, const float *entropy, int T, int C, int V,
+                     float *scratch);
+
 /* Runs fn(ctx, i) for i in [0, n) on up to cpu_threads() POSIX threads (fn must not write
  * what another i writes). cpu_set_threads(n) sets the count (default 1). */
 void cpu_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx);

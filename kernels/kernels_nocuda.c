@@ -21,8 +21,89 @@ int kern_memcpy_h2d(void *dst, const void *src, size_t bytes, rlvr_err *e) { ret
 int kern_memcpy_d2h(void *dst, const void *src, size_t bytes, rlvr_err *e) { return err_set(e, "built without CUDA"); }
 int kern_synchronize(rlvr_err *e) { return err_set(e, "built without CUDA"); }
 
-int kern_rmsnorm_forward(float *out, float *rstd, const float *x, const float *weight, int T, int C, float eps,
+size_t kern_dtype_size(kern_dtype t) { return t == KERN_BF16 ? 2 : 4; }
+
+kern_blas *kern_blas_new(rlvr_err *e) {
+    err_set(e, "built without CUDA");
+    return NULL;
+}
+
+void kern_blas_free(kern_blas *b) {}
+
+int kern_gemm(kern_blas *blas, kern_dtype ab, kern_dtype c, int trans_a, int trans_b, int M, int N, int K,
+              float alpha, const void *A, int lda, const void *B, int ldb, float beta, void *C, int ldc,
+              const void *bias, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_matmul_forward(kern_blas *blas, kern_dtype dt, void *out, const void *inp, const void *w, const void *bias,
+                        int T, int IC, int OC, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
+                         const void *inp, const void *w, int T, int IC, int OC, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_rmsnorm_forward(kern_dtype dt, void *out, float *rstd, const void *x, const void *weight, int T, int C,
+                         float eps, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_residual_rmsnorm_forward(kern_dtype dt, void *res_out, void *out, float *rstd, const void *x, const void *y,
+                                  const void *weight, int T, int C, float eps, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_rmsnorm_backward(kern_dtype dt, void *dx, float *dweight, const void *dout, const void *x,
+                          const void *weight, const float *rstd, int T, int C, void *scratch, void *stream,
+                          rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+size_t kern_rmsnorm_backward_scratch(int T, int C) { return 0; }
+
+int kern_residual_add(kern_dtype dt, void *out, const void *a, const void *b, size_t n, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_cast(kern_dtype to, void *dst, kern_dtype from, const void *src, size_t n, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_rope_forward(kern_dtype dt, void *x, const float *inv_freq, const int *pos, int T, int NH, int D,
+                      void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_rope_backward(kern_dtype dt, void *dx, const float *inv_freq, const int *pos, int T, int NH, int D,
+                       void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_swiglu_forward(kern_dtype dt, void *h, const void *gate, const void *up, size_t n, void *stream,
+                        rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_swiglu_backward(kern_dtype dt, void *dgate, void *dup, const void *dh, const void *gate, const void *up,
+                         size_t n, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+size_t kern_lmhead_workspace(kern_dtype dt, int T, int chunk) { return 0; }
+
+int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, float *logz, float *logp, float *entropy, const void *x,
+                         const void *w, const int *targets, int T, int C, int V, int chunk, void *workspace,
                          void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, float *dw, const void *x, const void *w,
+                         const int *targets, const float *dlogp, const float *dentropy, const float *logz,
+                         const float *entropy, int T, int C, int V, int chunk, void *workspace, void *stream,
+                         rlvr_err *e) {
     return err_set(e, "built without CUDA");
 }
 
