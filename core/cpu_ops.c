@@ -233,6 +233,77 @@ void lmhead_backward(float *dx, float *dw, const float *x, const float *w, const
     }
 }
 
+/* ---- attention over packed sequences ---------------------------------------------------- */
+
+void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu_seqlens,
+                       int n_seqs, int H, int KV, int D) {
+    const int group = H / KV;
+    const float scale = 1.0f / sqrtf((float)D);
+    int max_len = 0;
+    for (int i = 0; i < n_seqs; i++)
+        if (cu_seqlens[i + 1] - cu_seqlens[i] > max_len) max_len = cu_seqlens[i + 1] - cu_seqlens[i];
+    float *sc = malloc((size_t)(max_len ? max_len : 1) * sizeof *sc);
+    if (!sc) abort(); /* one row of scores: failing here means the process is out of memory */
+    for (int i = 0; i < n_seqs; i++) {
+        const int start = cu_seqlens[i], len = cu_seqlens[i + 1] - start;
+        for (int r = 0; r < len; r++)
+            for (int h = 0; h < H; h++) {
+                const int g = h / group;
+                const float *qr = q + ((size_t)(start + r) * H + h) * D;
+                float mx = -INFINITY;
+                for (int j = 0; j <= r; j++) {
+                    const float *kr = k + ((size_t)(start + j) * KV + g) * D;
+                    float dot = 0.0f;
+                    for (int d = 0; d < D; d++) dot += qr[d] * kr[d];
+                    sc[j] = scale * dot;
+                    if (sc[j] > mx) mx = sc[j];
+                }
+                double sum = 0.0;
+                for (int j = 0; j <= r; j++) sum += sc[j] = expf(sc[j] - mx);
+                const float inv = (float)(1.0 / sum);
+                float *o = out + ((size_t)(start + r) * H + h) * D;
+                for (int d = 0; d < D; d++) o[d] = 0.0f;
+                for (int j = 0; j <= r; j++) {
+                    const float *vr = v + ((size_t)(start + j) * KV + g) * D, p = sc[j] * inv;
+                    for (int d = 0; d < D; d++) o[d] += p * vr[d];
+                }
+                lse[(size_t)(start + r) * H + h] = mx + (float)log(sum);
+            }
+    }
+    free(sc);
+}
+
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                        const float *v, const float *out, const float *lse, const int *cu_seqlens, int n_seqs, int H,
+                        int KV, int D) {
+    const int group = H / KV;
+    const float scale = 1.0f / sqrtf((float)D);
+    for (int i = 0; i < n_seqs; i++) {
+        const int start = cu_seqlens[i], len = cu_seqlens[i + 1] - start;
+        for (int r = 0; r < len; r++)
+            for (int h = 0; h < H; h++) {
+                const int g = h / group;
+                const size_t row = (size_t)(start + r) * H + h;
+                const float *qr = q + row * D, *dor = dout + row * D, *o = out + row * D;
+                float *dqr = dq + row * D, delta = 0.0f;
+                for (int d = 0; d < D; d++) delta += dor[d] * o[d];
+                for (int j = 0; j <= r; j++) {
+                    const size_t kvrow = (size_t)(start + j) * KV + g;
+                    const float *kr = k + kvrow * D, *vr = v + kvrow * D;
+                    float dot = 0.0f, dp = 0.0f;
+                    for (int d = 0; d < D; d++) dot += qr[d] * kr[d], dp += dor[d] * vr[d];
+                    const float p = expf(scale * dot - lse[row]), ds = p * (dp - delta) * scale;
+                    float *dkr = dk + kvrow * D, *dvr = dv + kvrow * D;
+                    for (int d = 0; d < D; d++) {
+                        dqr[d] += ds * kr[d];
+                        dkr[d] += ds * qr[d];
+                        dvr[d] += p * dor[d];
+                    }
+                }
+            }
+    }
+}
+
 /* ---- threads ---------------------------------------------------------------------------- */
 
 #include <pthread.h>

@@ -62,6 +62,23 @@ void lmhead_backward(float *dx, float *dw, const float *x, const float *w, const
                      const float *dentropy, const float *logz, const float *entropy, int T, int C, int V,
                      float *scratch);
 
+/* Causal self-attention over packed variable-length sequences (the training layout):
+ * sequence i holds tokens cu_seqlens[i] .. cu_seqlens[i + 1] - 1 at positions 0.., and a
+ * token attends to the tokens of its own sequence up to itself. q: [T, H, D];
+ * k, v: [T, KV, D], query head h reading kv head h / (H / KV) (grouped-query attention);
+ * out: [T, H, D]; lse: [T, H] the log-sum-exp of the token's scaled scores
+ * (scale 1 / sqrt(D)), kept for backward. The same arithmetic as model_forward's
+ * attention (fp32 scores, softmax sums in double). */
+void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu_seqlens,
+                       int n_seqs, int H, int KV, int D);
+/* Its backward, accumulating dq [T, H, D], dk, dv [T, KV, D] from dout [T, H, D] and the
+ * forward's out and lse: with p_j = exp(s_j - lse), dp_j = dout . v_j and
+ * delta = dout . out, ds_j = p_j (dp_j - delta); dq += scale ds_j k_j,
+ * dk_j += scale ds_j q, dv_j += p_j dout. */
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                        const float *v, const float *out, const float *lse, const int *cu_seqlens, int n_seqs, int H,
+                        int KV, int D);
+
 /* Runs fn(ctx, i) for i in [0, n) on up to cpu_threads() POSIX threads (fn must not write
  * what another i writes). cpu_set_threads(n) sets the count (default 1). */
 void cpu_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx);

@@ -2,8 +2,12 @@
  *
  * Launchers take device pointers and a stream and return 0, or -1 with a message in
  * `e` (never exit): library code reports CUDA errors, only the CLI prints them. Every
- * kernel has a CPU twin in core/ and a test against it in tests/gpu/. Without CUDA
- * (kernels_nocuda.c) discovery answers "built without CUDA" and launchers fail. */
+ * kernel has a CPU twin in core/ and a test against it in tests/gpu/ (run them all on
+ * a GPU with tests/gpu/run_on_device.sh). Without CUDA (kernels_nocuda.c) discovery
+ * answers "built without CUDA" and launchers fail.
+ *
+ * Determinism: every kernel here repeats bit for bit from run to run on one GPU. No
+ * reduction uses atomics; each says below how its order is fixed. */
 #ifndef RLVR_KERNELS_H
 #define RLVR_KERNELS_H
 
@@ -58,7 +62,7 @@ int kern_gemm(kern_blas *blas, kern_dtype ab, kern_dtype c, int trans_a, int tra
               const void *bias, void *stream, rlvr_err *e);
 
 /* Linear layer: out[T, OC] = inp[T, IC] @ w[OC, IC]^T + bias[OC] (bias may be NULL), all of
- * dtype dt. CPU twin: matmul_forward. */
+ * dtype dt. Deterministic. CPU twin: matmul_forward. */
 int kern_matmul_forward(kern_blas *blas, kern_dtype dt, void *out, const void *inp, const void *w, const void *bias,
                         int T, int IC, int OC, void *stream, rlvr_err *e);
 /* Its backward, accumulating: dinp[T, IC] += dout @ w (dtype dt; may be NULL),
@@ -95,21 +99,23 @@ size_t kern_rmsnorm_backward_scratch(int T, int C);
 /* out[n] = a[n] + b[n] (out may alias a or b). Elementwise, deterministic. */
 int kern_residual_add(kern_dtype dt, void *out, const void *a, const void *b, size_t n, void *stream, rlvr_err *e);
 
-/* Converts n values between dtypes (e.g. an fp32 gradient into the bf16 stream). */
+/* Converts n values between dtypes (e.g. an fp32 gradient into the bf16 stream);
+ * bf16 rounds to nearest even. Deterministic. */
 int kern_cast(kern_dtype to, void *dst, kern_dtype from, const void *src, size_t n, void *stream, rlvr_err *e);
 
 /* Rotary embedding, rotate-half (Hugging Face), in place on x [T, NH, D] (dtype dt):
  * each pair (x[i], x[i + D/2]) at position pos[t] turns by pos[t] * inv_freq[i] (an fp32
  * angle, as transformers computes it). inv_freq: [D/2] fp32, pos: [T] int, both device
- * memory. Backward applies the transpose rotation to the gradient, in place. CPU twins:
- * rope_forward, rope_backward. */
+ * memory. Backward applies the transpose rotation to the gradient, in place.
+ * Elementwise, deterministic. CPU twins: rope_forward, rope_backward. */
 int kern_rope_forward(kern_dtype dt, void *x, const float *inv_freq, const int *pos, int T, int NH, int D,
                       void *stream, rlvr_err *e);
 int kern_rope_backward(kern_dtype dt, void *dx, const float *inv_freq, const int *pos, int T, int NH, int D,
                        void *stream, rlvr_err *e);
 
 /* SwiGLU: h[n] = silu(gate[n]) * up[n]; backward writes (not accumulates) dgate and dup
- * from dh. All dtype dt. CPU twins: swiglu_forward, swiglu_backward. */
+ * from dh. All dtype dt. Elementwise, deterministic. CPU twins: swiglu_forward,
+ * swiglu_backward. */
 int kern_swiglu_forward(kern_dtype dt, void *h, const void *gate, const void *up, size_t n, void *stream,
                         rlvr_err *e);
 int kern_swiglu_backward(kern_dtype dt, void *dgate, void *dup, const void *dh, const void *gate, const void *up,
@@ -138,6 +144,28 @@ int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, float *dw, c
                          const int *targets, const float *dlogp, const float *dentropy, const float *logz,
                          const float *entropy, int T, int C, int V, int chunk, void *workspace, void *stream,
                          rlvr_err *e);
+
+/* ---- attention (kernels/attention.cu) ------------------------------------------------------- */
+
+/* Causal self-attention over packed variable-length sequences, FlashAttention-style
+ * (tiles in shared memory, online softmax, no [T, T] scores), with grouped-query heads
+ * read in place. q, out: [T, H, D]; k, v: [T, KV, D] (dtype dt); cu_seqlens: [n_seqs + 1]
+ * int device memory, sequence s being tokens cu_seqlens[s] .. cu_seqlens[s + 1] - 1 at
+ * positions 0..; max_seqlen bounds the longest. lse: [T, H] fp32, the log-sum-exp of each
+ * row's scores (scale 1/sqrt(D)), for backward. H a multiple of KV, D <= 256.
+ * Deterministic (no atomics). CPU twin: attention_forward. */
+int kern_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k, const void *v,
+                           const int *cu_seqlens, int n_seqs, int max_seqlen, int H, int KV, int D, void *stream,
+                           rlvr_err *e);
+/* Its backward, accumulating dq [T, H, D], dk, dv [T, KV, D] (dtype dt) from dout and the
+ * forward's out and lse. dQ and dK/dV come from two kernels that each own their outputs
+ * (no atomic adds, unlike FlashAttention-2): deterministic. `scratch` is device memory
+ * of kern_attention_backward_scratch(T, H) bytes. CPU twin: attention_backward. */
+int kern_attention_backward(kern_dtype dt, void *dq, void *dk, void *dv, const void *dout, const void *q,
+                            const void *k, const void *v, const void *out, const float *lse, const int *cu_seqlens,
+                            int n_seqs, int max_seqlen, int T, int H, int KV, int D, void *scratch, void *stream,
+                            rlvr_err *e);
+size_t kern_attention_backward_scratch(int T, int H);
 
 /* AdamW on fp32 master weights with fp32 state (m, v: [n]), step counted from 1; when
  * params_bf16 is not NULL it receives the updated weights rounded to bf16 (the copy the

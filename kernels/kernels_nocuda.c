@@ -107,6 +107,21 @@ int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, float *dw, c
     return err_set(e, "built without CUDA");
 }
 
+int kern_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k, const void *v,
+                           const int *cu_seqlens, int n_seqs, int max_seqlen, int H, int KV, int D, void *stream,
+                           rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_attention_backward(kern_dtype dt, void *dq, void *dk, void *dv, const void *dout, const void *q,
+                            const void *k, const void *v, const void *out, const float *lse, const int *cu_seqlens,
+                            int n_seqs, int max_seqlen, int T, int H, int KV, int D, void *scratch, void *stream,
+                            rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+size_t kern_attention_backward_scratch(int T, int H) { return 0; }
+
 int kern_adamw_step(float *params, void *params_bf16, const float *grads, float *m, float *v, size_t n,
                     long long step, double lr, double beta1, double beta2, double eps, double weight_decay,
                     void *stream, rlvr_err *e) {
