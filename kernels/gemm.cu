@@ -60,6 +60,15 @@ extern "C" size_t kern_dtype_size(kern_dtype t) { return t == KERN_BF16 ? 2 : 4;
 
 static cudaDataType_t cuda_type(kern_dtype t) { return t == KERN_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
 
+// The largest power of two (up to 256) that divides the address. cuBLASLt's heuristic
+// assumes 256-byte aligned matrices unless told otherwise, and may then pick a kernel
+// that fails on, say, a vocabulary chunk starting at an odd row of a bf16 matrix.
+static uint32_t alignment(const void *p) {
+    uint32_t a = 256;
+    while (a > 1 && (uintptr_t)p % a) a /= 2;
+    return a;
+}
+
 // The descriptors of one call; freed by gemm_descs_free whatever happened.
 typedef struct gemm_descs {
     cublasLtMatmulDesc_t op;
@@ -96,6 +105,19 @@ static int gemm_run(kern_blas *blas, gemm_descs *d, kern_dtype ab, kern_dtype ct
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&d->pref), e);
     size_t ws = BLAS_WORKSPACE_BYTES;
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d->pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws),
+                 e);
+    const uint32_t align_a = alignment(B), align_b = alignment(A), align_c = alignment(C);
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a,
+                                                      sizeof align_a),
+                 e);
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b,
+                                                      sizeof align_b),
+                 e);
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c,
+                                                      sizeof align_c),
+                 e);
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(d->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c,
+                                                      sizeof align_c),
                  e);
     cublasLtMatmulHeuristicResult_t heur;
     int found = 0;

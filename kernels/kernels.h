@@ -152,15 +152,19 @@ int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, float *dw, c
  * read in place. q, out: [T, H, D]; k, v: [T, KV, D] (dtype dt); cu_seqlens: [n_seqs + 1]
  * int device memory, sequence s being tokens cu_seqlens[s] .. cu_seqlens[s + 1] - 1 at
  * positions 0..; max_seqlen bounds the longest. lse: [T, H] fp32, the log-sum-exp of each
- * row's scores (scale 1/sqrt(D)), for backward. H a multiple of KV, D <= 256.
- * Deterministic (no atomics). CPU twin: attention_forward. */
+ * row's scores (scale 1/sqrt(D)), for backward. H a multiple of KV, D <= 256. bf16 with
+ * D = 64 or 128 runs on the tensor cores (P rounded to bf16 before P V, as FlashAttention
+ * does); other cases in fp32 on the CUDA cores. Deterministic (no atomics).
+ * CPU twin: attention_forward. */
 int kern_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k, const void *v,
                            const int *cu_seqlens, int n_seqs, int max_seqlen, int H, int KV, int D, void *stream,
                            rlvr_err *e);
 /* Its backward, accumulating dq [T, H, D], dk, dv [T, KV, D] (dtype dt) from dout and the
  * forward's out and lse. dQ and dK/dV come from two kernels that each own their outputs
- * (no atomic adds, unlike FlashAttention-2): deterministic. `scratch` is device memory
- * of kern_attention_backward_scratch(T, H) bytes. CPU twin: attention_backward. */
+ * (no atomic adds, unlike FlashAttention-2): deterministic. bf16 with D = 64 or 128 runs
+ * on the tensor cores (P and dS rounded to bf16 before their products); other cases in
+ * fp32 on the CUDA cores. `scratch` is device memory of
+ * kern_attention_backward_scratch(T, H) bytes. CPU twin: attention_backward. */
 int kern_attention_backward(kern_dtype dt, void *dq, void *dk, void *dv, const void *dout, const void *q,
                             const void *k, const void *v, const void *out, const float *lse, const int *cu_seqlens,
                             int n_seqs, int max_seqlen, int T, int H, int KV, int D, void *scratch, void *stream,

@@ -99,8 +99,9 @@ static void check_linear(kern_dtype dt, int T, int IC, int OC, int with_bias) {
 }
 
 /* kern_gemm directly: every transpose combination, alpha and beta not 1, padded leading
- * dimensions, fp32 output from bf16 inputs. */
-static void check_gemm(kern_dtype ab, kern_dtype ct, int ta, int tb, int M, int N, int K) {
+ * dimensions, fp32 output from bf16 inputs, and matrices that start `offset` elements
+ * into their buffers (not 16-byte aligned), as a vocabulary chunk of the LM head can. */
+static void check_gemm(kern_dtype ab, kern_dtype ct, int ta, int tb, int M, int N, int K, int offset) {
     rlvr_err e = {{0}};
     rng_stream r;
     rng_stream_init(&r, 8, (uint64_t)(ta * 2 + tb) * 7919u + (uint64_t)M * 31u + (uint64_t)N + (uint64_t)K * 977u);
@@ -113,13 +114,22 @@ static void check_gemm(kern_dtype ab, kern_dtype ct, int ta, int tb, int M, int 
     cpu_sgemm(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, -2.0f, want, ldc);
     for (size_t i = 0; i < nc; i++) scale[i] *= 2.0f;
     cpu_sgemm(ta, tb, M, N, K, 0.5f, aA, lda, aB, ldb, 1.0f, scale, ldc);
-    void *dA = gpu_upload(ab, A, na), *dB = gpu_upload(ab, B, nb), *dC = gpu_upload(ct, C0, nc);
-    CHECK(kern_gemm(blas, ab, ct, ta, tb, M, N, K, 0.5f, dA, lda, dB, ldb, -2.0f, dC, ldc, NULL, NULL, &e) == 0,
+    /* device copies with `offset` elements of padding in front */
+    float *pA = calloc(na + offset, 4), *pB = calloc(nb + offset, 4), *pC = calloc(nc + offset, 4);
+    memcpy(pA + offset, A, na * 4), memcpy(pB + offset, B, nb * 4), memcpy(pC + offset, C0, nc * 4);
+    void *dA = gpu_upload(ab, pA, na + offset), *dB = gpu_upload(ab, pB, nb + offset);
+    void *dC = gpu_upload(ct, pC, nc + offset);
+    size_t ea = (size_t)offset * kern_dtype_size(ab), ec = (size_t)offset * kern_dtype_size(ct);
+    CHECK(kern_gemm(blas, ab, ct, ta, tb, M, N, K, 0.5f, (char *)dA + ea, lda, (char *)dB + ea, ldb, -2.0f,
+                    (char *)dC + ec, ldc, NULL, NULL, &e) == 0,
           "%s", e.msg);
-    gpu_download(ct, got, dC, nc);
+    gpu_download(ct, pC, dC, nc + offset);
+    memcpy(got, pC + offset, nc * 4);
+    for (int i = 0; i < offset; i++) CHECK(pC[i] == 0.0f, "gemm wrote before C (element %d)", i - offset);
+    free(pA), free(pB), free(pC);
     char what[128];
-    snprintf(what, sizeof what, "gemm %s->%s ta=%d tb=%d M=%d N=%d K=%d", gpu_dtype_name(ab), gpu_dtype_name(ct), ta,
-             tb, M, N, K);
+    snprintf(what, sizeof what, "gemm %s->%s ta=%d tb=%d M=%d N=%d K=%d offset=%d", gpu_dtype_name(ab),
+             gpu_dtype_name(ct), ta, tb, M, N, K, offset);
     double err = gpu_check_close(what, got, want, scale, nc, 1e-30, ct == KERN_BF16 ? 1.0 / 256 : 0.0, 1e-5);
     printf("%s max |diff| %.2g\n", what, err);
     kern_free(dA), kern_free(dB), kern_free(dC);
@@ -141,9 +151,11 @@ int main(void) {
     check_linear(KERN_BF16, 50, 896, 1152, 1); /* q, k, v fused with Qwen's bias */
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
-            check_gemm(KERN_F32, KERN_F32, ta, tb, 19, 23, 41);
-            check_gemm(KERN_BF16, KERN_F32, ta, tb, 64, 40, 300);
-            check_gemm(KERN_BF16, KERN_BF16, ta, tb, 5, 130, 77);
+            check_gemm(KERN_F32, KERN_F32, ta, tb, 19, 23, 41, 0);
+            check_gemm(KERN_BF16, KERN_F32, ta, tb, 64, 40, 300, 0);
+            check_gemm(KERN_BF16, KERN_BF16, ta, tb, 5, 130, 77, 0);
+            check_gemm(KERN_BF16, KERN_F32, ta, tb, 33, 64, 96, 1); /* 2-byte aligned operands */
+            check_gemm(KERN_F32, KERN_F32, ta, tb, 16, 16, 16, 3);  /* 4-byte aligned */
         }
     /* bad shapes and leading dimensions are errors, not launches */
     CHECK(kern_gemm(blas, KERN_F32, KERN_F32, 0, 0, 0, 4, 4, 1, NULL, 4, NULL, 4, 0, NULL, 4, NULL, NULL, &e) == -1,

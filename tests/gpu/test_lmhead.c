@@ -144,6 +144,7 @@ int main(void) {
     if (!blas) return gpu_test_finish();
     for (int dt = 0; dt < 2; dt++) {
         check_lmhead((kern_dtype)dt, 1, 8, 5, 3);
+        check_lmhead((kern_dtype)dt, 5, 33, 100, 7); /* chunks of w start 2-byte aligned in bf16 */
         check_lmhead((kern_dtype)dt, 37, 64, 1000, 256);
         check_lmhead((kern_dtype)dt, 70, 256, 32001, 4096);
         check_lmhead((kern_dtype)dt, 9, 64, 151936, 16384); /* Qwen2.5's vocabulary */
