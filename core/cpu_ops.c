@@ -304,6 +304,47 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
     }
 }
 
+/* ---- embedding ------------------------------------------------------------------------------ */
+
+#include <string.h>
+
+void embedding_forward(float *out, const float *table, const int *tokens, int T, int C) {
+    for (int t = 0; t < T; t++) memcpy(out + (size_t)t * C, table + (size_t)tokens[t] * C, (size_t)C * sizeof(float));
+}
+
+void embedding_backward(float *dtable, const float *dout, const int *tokens, int T, int C) {
+    for (int t = 0; t < T; t++) {
+        float *row = dtable + (size_t)tokens[t] * C;
+        const float *d = dout + (size_t)t * C;
+        for (int c = 0; c < C; c++) row[c] += d[c];
+    }
+}
+
+/* (token, t) pairs sort by token, then by t: a stable order without a V-sized table. */
+static int cmp_token_row(const void *a, const void *b) {
+    const int *x = a, *y = b;
+    if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+    return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+int embedding_group_rows(const int *tokens, int T, int *order, int *starts, int *unique) {
+    int *pairs = malloc((size_t)(T > 0 ? T : 1) * 2 * sizeof(int));
+    if (!pairs) return -1;
+    for (int t = 0; t < T; t++) pairs[2 * t] = tokens[t], pairs[2 * t + 1] = t;
+    qsort(pairs, (size_t)T, 2 * sizeof(int), cmp_token_row);
+    int n = 0;
+    for (int i = 0; i < T; i++) {
+        order[i] = pairs[2 * i + 1];
+        if (i == 0 || pairs[2 * i] != pairs[2 * i - 2]) {
+            unique[n] = pairs[2 * i];
+            starts[n++] = i;
+        }
+    }
+    starts[n] = T;
+    free(pairs);
+    return n;
+}
+
 /* ---- threads ---------------------------------------------------------------------------- */
 
 #include <pthread.h>

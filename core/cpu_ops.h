@@ -79,6 +79,17 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                         const float *v, const float *out, const float *lse, const int *cu_seqlens, int n_seqs, int H,
                         int KV, int D);
 
+/* Embedding: out[t, :] = table[tokens[t], :] for out [T, C], table [V, C]. */
+void embedding_forward(float *out, const float *table, const int *tokens, int T, int C);
+/* Its backward, accumulating: dtable[tokens[t], :] += dout[t, :] for t = 0, 1, .. in order
+ * (the order a GPU kernel must follow to give the same bits). */
+void embedding_backward(float *dtable, const float *dout, const int *tokens, int T, int C);
+/* Groups the rows of each distinct token for a deterministic scatter-add: order[T] holds
+ * t = 0..T-1 sorted by (tokens[t], t); group u covers order[starts[u] .. starts[u + 1])
+ * and is token unique[u]. starts has room for T + 1, unique for T. Returns the number of
+ * groups, or -1 when out of memory. */
+int embedding_group_rows(const int *tokens, int T, int *order, int *starts, int *unique);
+
 /* Runs fn(ctx, i) for i in [0, n) on up to cpu_threads() POSIX threads (fn must not write
  * what another i writes). cpu_set_threads(n) sets the count (default 1). */
 void cpu_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx);

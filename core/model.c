@@ -499,7 +499,7 @@ int model_forward(model *m, model_kv *kv, int n_seqs, const int *slots, const in
     }
     int C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D, I = c->intermediate;
     size_t TC = (size_t)T * C;
-    for (int t = 0; t < T; t++) memcpy(a->x + (size_t)t * C, m->embed + (size_t)a->tokens[t] * C, C * sizeof(float));
+    embedding_forward(a->x, m->embed, a->tokens, T, C);
     float *k_new = a->scratch, *v_new = a->scratch + (size_t)T * (C > KVD ? C : KVD);
     for (int l = 0; l < c->layers; l++) {
         const model_layer *w = &m->layer[l];
@@ -692,11 +692,7 @@ int model_backward(model *m, const int *targets, const float *dlogp, const float
         matmul_backward(dxn, GRAD(w->wv), GRAD(w->bv), dv, xn1, w->wv, T, C, KVD);
         rmsnorm_backward(dx, GRAD(w->input_norm), dxn, x, w->input_norm, a->rstd1 + (size_t)l * T, T, C);
     }
-    float *dembed = GRAD(m->embed);
-    for (int t = 0; t < T; t++) {
-        float *row = dembed + (size_t)a->tokens[t] * C;
-        for (int k = 0; k < C; k++) row[k] += dx[(size_t)t * C + k];
-    }
+    embedding_backward(GRAD(m->embed), dx, a->tokens, T, C);
     free(buf);
     return 0;
 }

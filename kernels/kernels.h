@@ -71,6 +71,19 @@ int kern_matmul_forward(kern_blas *blas, kern_dtype dt, void *out, const void *i
 int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
                          const void *inp, const void *w, int T, int IC, int OC, void *stream, rlvr_err *e);
 
+/* ---- embedding (kernels/embedding.cu) -------------------------------------------------------- */
+
+/* out[t, :] = table[tokens[t], :]; out [T, C], table [V, C] (dtype dt), tokens [T] device
+ * ints in [0, V). CPU twin: embedding_forward. */
+int kern_embedding_forward(kern_dtype dt, void *out, const void *table, const int *tokens, int T, int C,
+                           void *stream, rlvr_err *e);
+/* dtable[tokens[t], :] += dout[t, :] (dtable fp32, dout dtype dt) without atomics: order,
+ * starts, unique are embedding_group_rows' output (core/cpu_ops.h) copied to the device,
+ * n_unique its return value; one block per distinct token adds that token's rows in
+ * increasing t, the CPU twin's order, so fp32 results match embedding_backward bit for bit. */
+int kern_embedding_backward(kern_dtype dt, float *dtable, const void *dout, const int *order, const int *starts,
+                            const int *unique, int n_unique, int C, void *stream, rlvr_err *e);
+
 /* ---- normalization, residual, RoPE, SwiGLU ---------------------------------------------------- */
 
 /* RMSNorm forward: out[t, c] = x[t, c] / sqrt(mean_c(x[t, :]^2) + eps) * weight[c].

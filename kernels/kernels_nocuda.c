@@ -46,6 +46,16 @@ int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, float *dw, 
     return err_set(e, "built without CUDA");
 }
 
+int kern_embedding_forward(kern_dtype dt, void *out, const void *table, const int *tokens, int T, int C,
+                           void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_embedding_backward(kern_dtype dt, float *dtable, const void *dout, const int *order, const int *starts,
+                            const int *unique, int n_unique, int C, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
 int kern_rmsnorm_forward(kern_dtype dt, void *out, float *rstd, const void *x, const void *weight, int T, int C,
                          float eps, void *stream, rlvr_err *e) {
     return err_set(e, "built without CUDA");
