@@ -55,11 +55,13 @@ static void check_linear(kern_dtype dt, int T, int IC, int OC, int with_bias) {
     matmul_backward(scale_dinp, scale_dw, scale_dbias, a_dout, a_inp, a_w, T, IC, OC);
 
     /* GPU, twice */
+    float *poison = malloc(n_out * sizeof(float));
+    for (size_t i = 0; i < n_out; i++) poison[i] = NAN;
     void *d_inp = gpu_upload(dt, inp, n_in), *d_w = gpu_upload(dt, w, n_w), *d_dout = gpu_upload(dt, dout, n_out);
     void *d_bias = bias ? gpu_upload(dt, bias, OC) : NULL;
     float *got[2][4];
     for (int run = 0; run < 2; run++) {
-        void *d_out = gpu_upload(dt, want_out, n_out); /* overwritten: must not be read */
+        void *d_out = gpu_upload(dt, poison, n_out); /* NaN: every element must be written */
         void *d_dinp = gpu_upload(dt, dinp0, n_in);
         float *d_dw = gpu_upload(KERN_F32, dw0, n_w), *d_dbias = gpu_upload(KERN_F32, dbias0, OC);
         CHECK(kern_matmul_forward(blas, dt, d_out, d_inp, d_w, d_bias, T, IC, OC, NULL, &e) == 0, "%s", e.msg);
@@ -93,7 +95,7 @@ static void check_linear(kern_dtype dt, int T, int IC, int OC, int with_bias) {
     for (int run = 0; run < 2; run++)
         for (int k = 0; k < 4; k++) free(got[run][k]);
     kern_free(d_inp), kern_free(d_w), kern_free(d_dout), kern_free(d_bias);
-    free(inp), free(w), free(bias), free(dout), free(dinp0), free(dw0), free(dbias0);
+    free(inp), free(w), free(bias), free(dout), free(dinp0), free(dw0), free(dbias0), free(poison);
     free(want_out), free(scale_out), free(a_inp), free(a_w), free(a_dout), free(a_bias);
     free(want_dinp), free(want_dw), free(want_dbias), free(scale_dinp), free(scale_dw), free(scale_dbias);
 }
