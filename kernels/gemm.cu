@@ -69,6 +69,13 @@ static uint32_t alignment(const void *p) {
     return a;
 }
 
+// C[m, n] += bias[n], one block per row m: the bias epilogue's work, for the shapes where
+// cuBLASLt offers no algorithm with that epilogue.
+template <typename T> __global__ void add_bias_kernel(T *C, const T *bias, int N, int ldc) {
+    T *row = C + (size_t)blockIdx.x * ldc;
+    for (int n = threadIdx.x; n < N; n += blockDim.x) store_f(row + n, load_f(row + n) + load_f(bias + n));
+}
+
 // The descriptors of one call; freed by gemm_descs_free whatever happened.
 typedef struct gemm_descs {
     cublasLtMatmulDesc_t op;
@@ -123,12 +130,27 @@ static int gemm_run(kern_blas *blas, gemm_descs *d, kern_dtype ab, kern_dtype ct
     int found = 0;
     CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(blas->lt, d->op, d->a, d->b, d->c, d->c, d->pref, 1, &heur, &found),
                  e);
+    const void *bias_after = NULL; // set when no algorithm takes the bias epilogue for this shape
+    if (found < 1 && bias) {
+        cublasLtEpilogue_t none = CUBLASLT_EPILOGUE_DEFAULT;
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &none, sizeof none), e);
+        CUBLAS_CHECK(
+            cublasLtMatmulAlgoGetHeuristic(blas->lt, d->op, d->a, d->b, d->c, d->c, d->pref, 1, &heur, &found), e);
+        bias_after = bias;
+    }
     if (found < 1)
         return err_set(e, "gemm: cuBLASLt has no algorithm for M=%d N=%d K=%d (%s inputs, %s output%s)", M, N, K,
                        ab == KERN_BF16 ? "bf16" : "fp32", ct == KERN_BF16 ? "bf16" : "fp32", bias ? ", bias" : "");
     CUBLAS_CHECK(cublasLtMatmul(blas->lt, d->op, &alpha, B, d->a, A, d->b, &beta, C, d->c, C, d->c, &heur.algo,
                                 blas->workspace, ws, stream),
                  e);
+    if (bias_after) {
+        if (ct == KERN_BF16)
+            add_bias_kernel<bf16><<<M, 256, 0, stream>>>((bf16 *)C, (const bf16 *)bias_after, N, ldc);
+        else
+            add_bias_kernel<float><<<M, 256, 0, stream>>>((float *)C, (const float *)bias_after, N, ldc);
+        CUDA_CHECK(cudaGetLastError(), e);
+    }
     return 0;
 }
 
