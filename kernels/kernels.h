@@ -55,8 +55,9 @@ void kern_blas_free(kern_blas *b);
 
 /* Row-major, as cpu_sgemm: C[M, N] = alpha * op(A) op(B) + beta * C (+ bias[N] added to
  * every row when bias is not NULL, in cuBLASLt's epilogue). A, B of dtype `ab`; C and bias
- * of dtype `c`; fp32 accumulation (no TF32). Deterministic: cuBLASLt's choice and its
- * reduction order depend on the shape alone. CPU twin: cpu_sgemm. */
+ * of dtype `c`; fp32 accumulation (no TF32). Deterministic: cuBLASLt's choice of kernel
+ * and its reduction order depend on the shape, dtypes and operands' alignment alone.
+ * CPU twin: cpu_sgemm. */
 int kern_gemm(kern_blas *blas, kern_dtype ab, kern_dtype c, int trans_a, int trans_b, int M, int N, int K,
               float alpha, const void *A, int lda, const void *B, int ldb, float beta, void *C, int ldc,
               const void *bias, void *stream, rlvr_err *e);
