@@ -8,7 +8,7 @@
  * ~1e-6 of sum_c |x w|: logz, logp and entropy within 1e-4 + 1e-5 relative. Gradients
  * are sums over V (dx) or T (dw) of dl * w: bounded by a multiple of the magnitudes
  * behind them, sum |dl| |w| with |dl| taken term by term (|dlogp| p + |dentropy| p
- * |log p + H| + |dlogp| at the target) so that no cancellation hides an error: 1e-4 of
+ * (|log p| + H) + |dlogp| at the target) so that no cancellation hides an error: 1e-4 of
  * that in fp32, plus 2^-8 in bf16 (dl is rounded to bf16 before its two GEMMs). Two runs
  * must agree bit for bit. */
 #include "cpu_ops.h"
@@ -49,7 +49,8 @@ static void check_lmhead(kern_dtype dt, int T, int C, int V, int chunk) {
     for (int t = 0; t < T; t++)
         for (int v = 0; v < V; v++) {
             float *l = mag + (size_t)t * V + v, lp = *l - logz[t], p = expf(lp);
-            *l = fabsf(dlogp[t]) * p + fabsf(dent[t]) * p * fabsf(lp + ent[t]) + (v == targets[t] ? fabsf(dlogp[t]) : 0);
+            *l = fabsf(dlogp[t]) * p + fabsf(dent[t]) * p * (fabsf(lp) + fabsf(ent[t])) +
+                 (v == targets[t] ? fabsf(dlogp[t]) : 0);
         }
     for (size_t i = 0; i < nx; i++) ax[i] = fabsf(x[i]), scale_dx[i] = fabsf(dx0[i]);
     for (size_t i = 0; i < nw; i++) aw[i] = fabsf(w[i]), scale_dw[i] = fabsf(dw0[i]);
