@@ -153,6 +153,205 @@ void swiglu_backward(float *dgate, float *dup, const float *dh, const float *gat
     }
 }
 
+/* ---- LM head ---------------------------------------------------------------------------- */
+
+#include <stdlib.h>
+
+typedef struct lp_job {
+    const float *x, *w;
+    const int *targets;
+    float *logz, *logp, *entropy; /* [T] each; logz always */
+    int T, C, V;
+} lp_job;
+
+/* Rows [b*LMHEAD_ROW_BLOCK, ..): an online softmax over vocabulary chunks keeps, per row,
+ * the running max mx, s = sum exp(l - mx) and w = sum exp(l - mx) * l; at the end
+ * logZ = mx + log s and entropy = logZ - w / s. */
+static void lp_block(void *ctx, int b) {
+    const lp_job *j = ctx;
+    int t0 = b * LMHEAD_ROW_BLOCK, tb = j->T - t0 < LMHEAD_ROW_BLOCK ? j->T - t0 : LMHEAD_ROW_BLOCK;
+    int V = j->V, C = j->C;
+    float *blk = malloc((size_t)LMHEAD_ROW_BLOCK * LMHEAD_VOCAB_CHUNK * sizeof(float));
+    double mx[LMHEAD_ROW_BLOCK], s[LMHEAD_ROW_BLOCK], w[LMHEAD_ROW_BLOCK], tl[LMHEAD_ROW_BLOCK];
+    if (!blk) abort(); /* a 512 KB scratch: failing here means the process is out of memory */
+    for (int r = 0; r < tb; r++) mx[r] = -INFINITY, s[r] = w[r] = 0.0, tl[r] = 0.0;
+    for (int v0 = 0; v0 < V; v0 += LMHEAD_VOCAB_CHUNK) {
+        int vc = V - v0 < LMHEAD_VOCAB_CHUNK ? V - v0 : LMHEAD_VOCAB_CHUNK;
+        cpu_sgemm(0, 1, tb, vc, C, 1.0f, j->x + (size_t)t0 * C, C, j->w + (size_t)v0 * C, C, 0.0f, blk, vc);
+        for (int r = 0; r < tb; r++) {
+            const float *row = blk + (size_t)r * vc;
+            double cm = mx[r];
+            for (int v = 0; v < vc; v++)
+                if (row[v] > cm) cm = row[v];
+            if (cm > mx[r]) {
+                double f = exp(mx[r] - cm);
+                s[r] *= f;
+                w[r] *= f;
+                mx[r] = cm;
+            }
+            for (int v = 0; v < vc; v++) {
+                double p = exp(row[v] - mx[r]);
+                s[r] += p;
+                w[r] += p * row[v];
+            }
+            int tg = j->targets ? j->targets[t0 + r] : -1;
+            if (tg >= v0 && tg < v0 + vc) tl[r] = row[tg - v0];
+        }
+    }
+    for (int r = 0; r < tb; r++) {
+        double logz = mx[r] + log(s[r]);
+        j->logz[t0 + r] = (float)logz;
+        if (j->logp) j->logp[t0 + r] = (float)(tl[r] - logz);
+        if (j->entropy) j->entropy[t0 + r] = (float)(logz - w[r] / s[r]);
+    }
+    free(blk);
+}
+
+void lmhead_logprobs(float *logz, float *logp, float *entropy, const float *x, const float *w, const int *targets,
+                     int T, int C, int V) {
+    lp_job j = {x, w, targets, logz, logp, entropy, T, C, V};
+    cpu_parallel_for((T + LMHEAD_ROW_BLOCK - 1) / LMHEAD_ROW_BLOCK, lp_block, &j);
+}
+
+void lmhead_backward(float *dx, float *dw, const float *x, const float *w, const int *targets, const float *dlogp,
+                     const float *dentropy, const float *logz, const float *entropy, int T, int C, int V,
+                     float *scratch) {
+    float *blk = scratch;
+    for (int t0 = 0; t0 < T; t0 += LMHEAD_ROW_BLOCK) {
+        int tb = T - t0 < LMHEAD_ROW_BLOCK ? T - t0 : LMHEAD_ROW_BLOCK;
+        for (int v0 = 0; v0 < V; v0 += LMHEAD_VOCAB_CHUNK) {
+            int vc = V - v0 < LMHEAD_VOCAB_CHUNK ? V - v0 : LMHEAD_VOCAB_CHUNK;
+            cpu_sgemm(0, 1, tb, vc, C, 1.0f, x + (size_t)t0 * C, C, w + (size_t)v0 * C, C, 0.0f, blk, vc);
+            for (int r = 0; r < tb; r++) {
+                int t = t0 + r;
+                float *row = blk + (size_t)r * vc;
+                float dlp = dlogp ? dlogp[t] : 0.0f, den = dentropy ? dentropy[t] : 0.0f;
+                for (int v = 0; v < vc; v++) {
+                    float lp = row[v] - logz[t], p = expf(lp);
+                    float d = -dlp * p - den * p * (lp + entropy[t]);
+                    if (v0 + v == targets[t]) d += dlp;
+                    row[v] = d;
+                }
+            }
+            /* dx[tb, C] += dl[tb, vc] @ w[vc, C]; dw[vc, C] += dl^T @ x[tb, C] */
+            cpu_sgemm(0, 0, tb, C, vc, 1.0f, blk, vc, w + (size_t)v0 * C, C, 1.0f, dx + (size_t)t0 * C, C);
+            cpu_sgemm(1, 0, vc, C, tb, 1.0f, blk, vc, x + (size_t)t0 * C, C, 1.0f, dw + (size_t)v0 * C, C);
+        }
+    }
+}
+
+/* ---- attention over packed sequences ---------------------------------------------------- */
+
+void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu_seqlens,
+                       int n_seqs, int H, int KV, int D) {
+    const int group = H / KV;
+    const float scale = 1.0f / sqrtf((float)D);
+    int max_len = 0;
+    for (int i = 0; i < n_seqs; i++)
+        if (cu_seqlens[i + 1] - cu_seqlens[i] > max_len) max_len = cu_seqlens[i + 1] - cu_seqlens[i];
+    float *sc = malloc((size_t)(max_len ? max_len : 1) * sizeof *sc);
+    if (!sc) abort(); /* one row of scores: failing here means the process is out of memory */
+    for (int i = 0; i < n_seqs; i++) {
+        const int start = cu_seqlens[i], len = cu_seqlens[i + 1] - start;
+        for (int r = 0; r < len; r++)
+            for (int h = 0; h < H; h++) {
+                const int g = h / group;
+                const float *qr = q + ((size_t)(start + r) * H + h) * D;
+                float mx = -INFINITY;
+                for (int j = 0; j <= r; j++) {
+                    const float *kr = k + ((size_t)(start + j) * KV + g) * D;
+                    float dot = 0.0f;
+                    for (int d = 0; d < D; d++) dot += qr[d] * kr[d];
+                    sc[j] = scale * dot;
+                    if (sc[j] > mx) mx = sc[j];
+                }
+                double sum = 0.0;
+                for (int j = 0; j <= r; j++) sum += sc[j] = expf(sc[j] - mx);
+                const float inv = (float)(1.0 / sum);
+                float *o = out + ((size_t)(start + r) * H + h) * D;
+                for (int d = 0; d < D; d++) o[d] = 0.0f;
+                for (int j = 0; j <= r; j++) {
+                    const float *vr = v + ((size_t)(start + j) * KV + g) * D, p = sc[j] * inv;
+                    for (int d = 0; d < D; d++) o[d] += p * vr[d];
+                }
+                lse[(size_t)(start + r) * H + h] = mx + (float)log(sum);
+            }
+    }
+    free(sc);
+}
+
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                        const float *v, const float *out, const float *lse, const int *cu_seqlens, int n_seqs, int H,
+                        int KV, int D) {
+    const int group = H / KV;
+    const float scale = 1.0f / sqrtf((float)D);
+    for (int i = 0; i < n_seqs; i++) {
+        const int start = cu_seqlens[i], len = cu_seqlens[i + 1] - start;
+        for (int r = 0; r < len; r++)
+            for (int h = 0; h < H; h++) {
+                const int g = h / group;
+                const size_t row = (size_t)(start + r) * H + h;
+                const float *qr = q + row * D, *dor = dout + row * D, *o = out + row * D;
+                float *dqr = dq + row * D, delta = 0.0f;
+                for (int d = 0; d < D; d++) delta += dor[d] * o[d];
+                for (int j = 0; j <= r; j++) {
+                    const size_t kvrow = (size_t)(start + j) * KV + g;
+                    const float *kr = k + kvrow * D, *vr = v + kvrow * D;
+                    float dot = 0.0f, dp = 0.0f;
+                    for (int d = 0; d < D; d++) dot += qr[d] * kr[d], dp += dor[d] * vr[d];
+                    const float p = expf(scale * dot - lse[row]), ds = p * (dp - delta) * scale;
+                    float *dkr = dk + kvrow * D, *dvr = dv + kvrow * D;
+                    for (int d = 0; d < D; d++) {
+                        dqr[d] += ds * kr[d];
+                        dkr[d] += ds * qr[d];
+                        dvr[d] += p * dor[d];
+                    }
+                }
+            }
+    }
+}
+
+/* ---- embedding ------------------------------------------------------------------------------ */
+
+#include <string.h>
+
+void embedding_forward(float *out, const float *table, const int *tokens, int T, int C) {
+    for (int t = 0; t < T; t++) memcpy(out + (size_t)t * C, table + (size_t)tokens[t] * C, (size_t)C * sizeof(float));
+}
+
+void embedding_backward(float *dtable, const float *dout, const int *tokens, int T, int C) {
+    for (int t = 0; t < T; t++) {
+        float *row = dtable + (size_t)tokens[t] * C;
+        const float *d = dout + (size_t)t * C;
+        for (int c = 0; c < C; c++) row[c] += d[c];
+    }
+}
+
+/* (token, t) pairs sort by token, then by t: a stable order without a V-sized table. */
+static int cmp_token_row(const void *a, const void *b) {
+    const int *x = a, *y = b;
+    if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+    return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+int embedding_group_rows(const int *tokens, int T, int *order, int *starts, int *unique) {
+    int *pairs = malloc((size_t)(T > 0 ? T : 1) * 2 * sizeof(int));
+    if (!pairs) return -1;
+    for (int t = 0; t < T; t++) pairs[2 * t] = tokens[t], pairs[2 * t + 1] = t;
+    qsort(pairs, (size_t)T, 2 * sizeof(int), cmp_token_row);
+    int n = 0;
+    for (int i = 0; i < T; i++) {
+        order[i] = pairs[2 * i + 1];
+        if (i == 0 || pairs[2 * i] != pairs[2 * i - 2]) {
+            unique[n] = pairs[2 * i];
+            starts[n++] = i;
+        }
+    }
+    starts[n] = T;
+    free(pairs);
+    return n;
+}
+
 /* ---- threads ---------------------------------------------------------------------------- */
 
 #include <pthread.h>

@@ -44,6 +44,52 @@ void swiglu_forward(float *h, const float *gate, const float *up, size_t n);
 /* Writes (not accumulates) dgate and dup from dh. */
 void swiglu_backward(float *dgate, float *dup, const float *dh, const float *gate, const float *up, size_t n);
 
+/* LM head and softmax statistics without a [T, V] logits tensor: logits of a block of
+ * LMHEAD_ROW_BLOCK rows and LMHEAD_VOCAB_CHUNK vocabulary entries at a time,
+ * logits[t, v] = x[t, :] . w[v, :], with x: [T, C], w: [V, C]. An online softmax keeps per
+ * row the running max, s = sum exp(l - max) and sum exp(l - max) * l (in double), so
+ * logz[t] = log sum_v exp(logits[t, v]), logp[t] = logits[t, targets[t]] - logz[t] and
+ * entropy[t] = logz[t] - E_p[logits] (logp, entropy, targets may be NULL; logz is always
+ * written). Row blocks run on cpu_parallel_for threads. */
+enum { LMHEAD_ROW_BLOCK = 64, LMHEAD_VOCAB_CHUNK = 2048 };
+void lmhead_logprobs(float *logz, float *logp, float *entropy, const float *x, const float *w, const int *targets,
+                     int T, int C, int V);
+/* Backward of L = sum_t dlogp[t] logp[t] + dentropy[t] entropy[t] (either may be NULL),
+ * given lmhead_logprobs' logz and entropy, accumulating: dx[T, C] += dL/dx and
+ * dw[V, C] += dL/dw. d L / d logits[t, v] = dlogp (1[v = target] - p_v)
+ * - dentropy p_v (log p_v + entropy). scratch: LMHEAD_ROW_BLOCK * LMHEAD_VOCAB_CHUNK floats. */
+void lmhead_backward(float *dx, float *dw, const float *x, const float *w, const int *targets, const float *dlogp,
+                     const float *dentropy, const float *logz, const float *entropy, int T, int C, int V,
+                     float *scratch);
+
+/* Causal self-attention over packed variable-length sequences (the training layout):
+ * sequence i holds tokens cu_seqlens[i] .. cu_seqlens[i + 1] - 1 at positions 0.., and a
+ * token attends to the tokens of its own sequence up to itself. q: [T, H, D];
+ * k, v: [T, KV, D], query head h reading kv head h / (H / KV) (grouped-query attention);
+ * out: [T, H, D]; lse: [T, H] the log-sum-exp of the token's scaled scores
+ * (scale 1 / sqrt(D)), kept for backward. The same arithmetic as model_forward's
+ * attention (fp32 scores, softmax sums in double). */
+void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu_seqlens,
+                       int n_seqs, int H, int KV, int D);
+/* Its backward, accumulating dq [T, H, D], dk, dv [T, KV, D] from dout [T, H, D] and the
+ * forward's out and lse: with p_j = exp(s_j - lse), dp_j = dout . v_j and
+ * delta = dout . out, ds_j = p_j (dp_j - delta); dq += scale ds_j k_j,
+ * dk_j += scale ds_j q, dv_j += p_j dout. */
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                        const float *v, const float *out, const float *lse, const int *cu_seqlens, int n_seqs, int H,
+                        int KV, int D);
+
+/* Embedding: out[t, :] = table[tokens[t], :] for out [T, C], table [V, C]. */
+void embedding_forward(float *out, const float *table, const int *tokens, int T, int C);
+/* Its backward, accumulating: dtable[tokens[t], :] += dout[t, :] for t = 0, 1, .. in order
+ * (the order a GPU kernel must follow to give the same bits). */
+void embedding_backward(float *dtable, const float *dout, const int *tokens, int T, int C);
+/* Groups the rows of each distinct token for a deterministic scatter-add: order[T] holds
+ * t = 0..T-1 sorted by (tokens[t], t); group u covers order[starts[u] .. starts[u + 1])
+ * and is token unique[u]. starts has room for T + 1, unique for T. Returns the number of
+ * groups, or -1 when out of memory. */
+int embedding_group_rows(const int *tokens, int T, int *order, int *starts, int *unique);
+
 /* Runs fn(ctx, i) for i in [0, n) on up to cpu_threads() POSIX threads (fn must not write
  * what another i writes). cpu_set_threads(n) sets the count (default 1). */
 void cpu_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx);

@@ -499,7 +499,7 @@ int model_forward(model *m, model_kv *kv, int n_seqs, const int *slots, const in
     }
     int C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D, I = c->intermediate;
     size_t TC = (size_t)T * C;
-    for (int t = 0; t < T; t++) memcpy(a->x + (size_t)t * C, m->embed + (size_t)a->tokens[t] * C, C * sizeof(float));
+    embedding_forward(a->x, m->embed, a->tokens, T, C);
     float *k_new = a->scratch, *v_new = a->scratch + (size_t)T * (C > KVD ? C : KVD);
     for (int l = 0; l < c->layers; l++) {
         const model_layer *w = &m->layer[l];
@@ -565,63 +565,10 @@ void model_logits(model *m, const int *rows, int n, float *out) {
 
 /* ---- log-probabilities over vocabulary chunks ------------------------------------------------------ */
 
-enum { VOCAB_CHUNK = 2048, ROW_BLOCK = 64 };
-
-typedef struct lp_job {
-    model *m;
-    const int *targets;
-    float *logz, *logp, *entropy; /* [T] each; logz always */
-} lp_job;
-
-/* Rows [b*ROW_BLOCK, ..): an online softmax over vocabulary chunks keeps, per row, the
- * running max mx, s = sum exp(l - mx) and w = sum exp(l - mx) * l; at the end
- * logZ = mx + log s and entropy = logZ - w / s. */
-static void lp_block(void *ctx, int b) {
-    lp_job *j = ctx;
-    const model_config *c = &j->m->cfg;
-    const model_acts *a = j->m->acts;
-    int t0 = b * ROW_BLOCK, tb = a->T - t0 < ROW_BLOCK ? a->T - t0 : ROW_BLOCK;
-    int V = c->vocab, C = c->hidden;
-    float *blk = malloc((size_t)ROW_BLOCK * VOCAB_CHUNK * sizeof(float));
-    double mx[ROW_BLOCK], s[ROW_BLOCK], w[ROW_BLOCK], tl[ROW_BLOCK];
-    if (!blk) abort(); /* a 512 KB scratch: failing here means the process is out of memory */
-    for (int r = 0; r < tb; r++) mx[r] = -INFINITY, s[r] = w[r] = 0.0, tl[r] = 0.0;
-    for (int v0 = 0; v0 < V; v0 += VOCAB_CHUNK) {
-        int vc = V - v0 < VOCAB_CHUNK ? V - v0 : VOCAB_CHUNK;
-        cpu_sgemm(0, 1, tb, vc, C, 1.0f, a->xnf + (size_t)t0 * C, C, j->m->lm_head + (size_t)v0 * C, C, 0.0f, blk, vc);
-        for (int r = 0; r < tb; r++) {
-            const float *row = blk + (size_t)r * vc;
-            double cm = mx[r];
-            for (int v = 0; v < vc; v++)
-                if (row[v] > cm) cm = row[v];
-            if (cm > mx[r]) {
-                double f = exp(mx[r] - cm);
-                s[r] *= f;
-                w[r] *= f;
-                mx[r] = cm;
-            }
-            for (int v = 0; v < vc; v++) {
-                double p = exp(row[v] - mx[r]);
-                s[r] += p;
-                w[r] += p * row[v];
-            }
-            int tg = j->targets ? j->targets[t0 + r] : -1;
-            if (tg >= v0 && tg < v0 + vc) tl[r] = row[tg - v0];
-        }
-    }
-    for (int r = 0; r < tb; r++) {
-        double logz = mx[r] + log(s[r]);
-        j->logz[t0 + r] = (float)logz;
-        if (j->logp) j->logp[t0 + r] = (float)(tl[r] - logz);
-        if (j->entropy) j->entropy[t0 + r] = (float)(logz - w[r] / s[r]);
-    }
-    free(blk);
-}
-
+/* The LM head and its softmax statistics live in cpu_ops.c (lmhead_logprobs), the CPU
+ * twin of the GPU's chunked LM head. */
 static void logprobs_internal(model *m, const int *targets, float *logz, float *logp, float *entropy) {
-    lp_job j = {m, targets, logz, logp, entropy};
-    int T = m->acts->T;
-    cpu_parallel_for((T + ROW_BLOCK - 1) / ROW_BLOCK, lp_block, &j);
+    lmhead_logprobs(logz, logp, entropy, m->acts->xnf, m->lm_head, targets, m->acts->T, m->cfg.hidden, m->cfg.vocab);
 }
 
 void model_logprobs(model *m, const int *targets, float *logp, float *entropy) {
@@ -676,37 +623,6 @@ static void attn_backward_one(void *ctx, int i) {
         }
 }
 
-/* d loss / d logits for a block of rows and one vocabulary chunk:
- * dl_v = dlogp (1[v = target] - p_v) + dentropy * (-p_v (log p_v + H)). */
-static void vocab_backward(model *m, const int *targets, const float *dlogp, const float *dentropy, const float *logz,
-                           const float *entropy, float *dxnf, float *blk) {
-    const model_config *c = &m->cfg;
-    const model_acts *a = m->acts;
-    int V = c->vocab, C = c->hidden, T = a->T;
-    float *dlm = m->grads + (m->lm_head - m->params);
-    for (int t0 = 0; t0 < T; t0 += ROW_BLOCK) {
-        int tb = T - t0 < ROW_BLOCK ? T - t0 : ROW_BLOCK;
-        for (int v0 = 0; v0 < V; v0 += VOCAB_CHUNK) {
-            int vc = V - v0 < VOCAB_CHUNK ? V - v0 : VOCAB_CHUNK;
-            cpu_sgemm(0, 1, tb, vc, C, 1.0f, a->xnf + (size_t)t0 * C, C, m->lm_head + (size_t)v0 * C, C, 0.0f, blk, vc);
-            for (int r = 0; r < tb; r++) {
-                int t = t0 + r;
-                float *row = blk + (size_t)r * vc;
-                float dlp = dlogp ? dlogp[t] : 0.0f, den = dentropy ? dentropy[t] : 0.0f;
-                for (int v = 0; v < vc; v++) {
-                    float lp = row[v] - logz[t], p = expf(lp);
-                    float d = -dlp * p - den * p * (lp + entropy[t]);
-                    if (v0 + v == targets[t]) d += dlp;
-                    row[v] = d;
-                }
-            }
-            /* dxnf[tb, C] += dl[tb, vc] @ W[vc, C]; dW[vc, C] += dl^T @ xnf[tb, C] */
-            cpu_sgemm(0, 0, tb, C, vc, 1.0f, blk, vc, m->lm_head + (size_t)v0 * C, C, 1.0f, dxnf + (size_t)t0 * C, C);
-            cpu_sgemm(1, 0, vc, C, tb, 1.0f, blk, vc, a->xnf + (size_t)t0 * C, C, 1.0f, dlm + (size_t)v0 * C, C);
-        }
-    }
-}
-
 #define GRAD(ptr) ((ptr) ? m->grads + ((ptr) - m->params) : NULL)
 
 int model_backward(model *m, const int *targets, const float *dlogp, const float *dentropy, rlvr_err *e) {
@@ -723,7 +639,7 @@ int model_backward(model *m, const int *targets, const float *dlogp, const float
     /* scratch: dx, dxn [T, C]; dh, dgate, dup [T, I]; datt, dq, dq_raw [T, HD]; dk, dk_raw, dv [T, KVD];
      * logz, entropy [T]; a logits block */
     size_t tc = (size_t)T * C, ti = (size_t)T * I, thd = (size_t)T * HD, tkv = (size_t)T * KVD;
-    size_t total = 2 * tc + 3 * ti + 3 * thd + 3 * tkv + 2 * (size_t)T + (size_t)ROW_BLOCK * VOCAB_CHUNK;
+    size_t total = 2 * tc + 3 * ti + 3 * thd + 3 * tkv + 2 * (size_t)T + (size_t)LMHEAD_ROW_BLOCK * LMHEAD_VOCAB_CHUNK;
     float *buf = calloc(total, sizeof(float));
     if (!buf) return err_set(e, "backward: out of memory for %d tokens", T);
     float *dx = buf, *dxn = dx + tc, *dh = dxn + tc, *dgate = dh + ti, *dup = dgate + ti, *datt = dup + ti,
@@ -732,7 +648,8 @@ int model_backward(model *m, const int *targets, const float *dlogp, const float
 
     /* lm head and final norm: dxn holds d xnf */
     logprobs_internal(m, targets, logz, NULL, entropy);
-    vocab_backward(m, targets, dlogp, dentropy, logz, entropy, dxn, blk);
+    lmhead_backward(dxn, m->grads + (m->lm_head - m->params), a->xnf, m->lm_head, targets, dlogp, dentropy, logz,
+                    entropy, T, C, V, blk);
     rmsnorm_backward(dx, GRAD(m->final_norm), dxn, a->x + c->layers * tc, m->final_norm, a->rstdf, T, C);
 
     for (int l = c->layers - 1; l >= 0; l--) {
@@ -775,11 +692,7 @@ int model_backward(model *m, const int *targets, const float *dlogp, const float
         matmul_backward(dxn, GRAD(w->wv), GRAD(w->bv), dv, xn1, w->wv, T, C, KVD);
         rmsnorm_backward(dx, GRAD(w->input_norm), dxn, x, w->input_norm, a->rstd1 + (size_t)l * T, T, C);
     }
-    float *dembed = GRAD(m->embed);
-    for (int t = 0; t < T; t++) {
-        float *row = dembed + (size_t)a->tokens[t] * C;
-        for (int k = 0; k < C; k++) row[k] += dx[(size_t)t * C + k];
-    }
+    embedding_backward(GRAD(m->embed), dx, a->tokens, T, C);
     free(buf);
     return 0;
 }

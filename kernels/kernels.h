@@ -2,8 +2,12 @@
  *
  * Launchers take device pointers and a stream and return 0, or -1 with a message in
  * `e` (never exit): library code reports CUDA errors, only the CLI prints them. Every
- * kernel has a CPU twin in core/ and a test against it in tests/gpu/. Without CUDA
- * (kernels_nocuda.c) discovery answers "built without CUDA" and launchers fail. */
+ * kernel has a CPU twin in core/ and a test against it in tests/gpu/ (run them all on
+ * a GPU with tests/gpu/run_on_device.sh). Without CUDA (kernels_nocuda.c) discovery
+ * answers "built without CUDA" and launchers fail.
+ *
+ * Determinism: every kernel here repeats bit for bit from run to run on one GPU. No
+ * reduction uses atomics; each says below how its order is fixed. */
 #ifndef RLVR_KERNELS_H
 #define RLVR_KERNELS_H
 
@@ -35,11 +39,151 @@ int kern_memcpy_h2d(void *dst, const void *src, size_t bytes, rlvr_err *e);
 int kern_memcpy_d2h(void *dst, const void *src, size_t bytes, rlvr_err *e);
 int kern_synchronize(rlvr_err *e);
 
-/* RMSNorm forward, fp32: out[t, c] = x[t, c] / sqrt(mean_c(x[t, :]^2) + eps) * weight[c].
- * x, out: [T, C]; weight: [C]; rstd (optional, may be NULL): [T], saved for backward.
- * CPU twin: rmsnorm_forward in core/cpu_ops.h. Deterministic (fixed reduction order). */
-int kern_rmsnorm_forward(float *out, float *rstd, const float *x, const float *weight, int T, int C, float eps,
+/* Activations' element type. Parameters are read in the activations' dtype (the bf16
+ * copy that kern_adamw_step writes, or fp32); gradients of parameters, RMSNorm's rstd,
+ * and log-probabilities are always fp32. bf16 values are rounded to nearest even on
+ * store; arithmetic is fp32. */
+typedef enum kern_dtype { KERN_F32 = 0, KERN_BF16 = 1 } kern_dtype;
+size_t kern_dtype_size(kern_dtype t);
+
+/* ---- matrix products (kernels/gemm.cu) ------------------------------------------------------- */
+
+/* A cuBLASLt handle and its 32 MiB workspace. One per stream in use. */
+typedef struct kern_blas kern_blas;
+kern_blas *kern_blas_new(rlvr_err *e);
+void kern_blas_free(kern_blas *b);
+
+/* Row-major, as cpu_sgemm: C[M, N] = alpha * op(A) op(B) + beta * C (+ bias[N] added to
+ * every row when bias is not NULL, in cuBLASLt's epilogue). A, B of dtype `ab`; C and bias
+ * of dtype `c`; fp32 accumulation (no TF32). Deterministic: cuBLASLt's choice of kernel
+ * and its reduction order depend on the shape, dtypes and operands' alignment alone.
+ * CPU twin: cpu_sgemm. */
+int kern_gemm(kern_blas *blas, kern_dtype ab, kern_dtype c, int trans_a, int trans_b, int M, int N, int K,
+              float alpha, const void *A, int lda, const void *B, int ldb, float beta, void *C, int ldc,
+              const void *bias, void *stream, rlvr_err *e);
+
+/* Linear layer: out[T, OC] = inp[T, IC] @ w[OC, IC]^T + bias[OC] (bias may be NULL), all of
+ * dtype dt. Deterministic. CPU twin: matmul_forward. */
+int kern_matmul_forward(kern_blas *blas, kern_dtype dt, void *out, const void *inp, const void *w, const void *bias,
+                        int T, int IC, int OC, void *stream, rlvr_err *e);
+/* Its backward, accumulating: dinp[T, IC] += dout @ w (dtype dt; may be NULL),
+ * dw[OC, IC] += dout^T @ inp and dbias[OC] += sum_t dout (fp32; dbias may be NULL).
+ * dbias is a fixed-order column sum (no atomics). CPU twin: matmul_backward. */
+int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
+                         const void *inp, const void *w, int T, int IC, int OC, void *stream, rlvr_err *e);
+
+/* ---- embedding (kernels/embedding.cu) -------------------------------------------------------- */
+
+/* out[t, :] = table[tokens[t], :]; out [T, C], table [V, C] (dtype dt), tokens [T] device
+ * ints in [0, V). CPU twin: embedding_forward. */
+int kern_embedding_forward(kern_dtype dt, void *out, const void *table, const int *tokens, int T, int C,
+                           void *stream, rlvr_err *e);
+/* dtable[tokens[t], :] += dout[t, :] (dtable fp32, dout dtype dt) without atomics: order,
+ * starts, unique are embedding_group_rows' output (core/cpu_ops.h) copied to the device,
+ * n_unique its return value; one block per distinct token adds that token's rows in
+ * increasing t, the CPU twin's order, so fp32 results match embedding_backward bit for bit. */
+int kern_embedding_backward(kern_dtype dt, float *dtable, const void *dout, const int *order, const int *starts,
+                            const int *unique, int n_unique, int C, void *stream, rlvr_err *e);
+
+/* ---- normalization, residual, RoPE, SwiGLU ---------------------------------------------------- */
+
+/* RMSNorm forward: out[t, c] = x[t, c] / sqrt(mean_c(x[t, :]^2) + eps) * weight[c].
+ * x, out: [T, C]; weight: [C] (all dtype dt); rstd (fp32, may be NULL): [T], saved for
+ * backward. CPU twin: rmsnorm_forward. Deterministic (fixed reduction order). */
+int kern_rmsnorm_forward(kern_dtype dt, void *out, float *rstd, const void *x, const void *weight, int T, int C,
+                         float eps, void *stream, rlvr_err *e);
+
+/* The residual add fused with the next RMSNorm: res_out = x + y, then
+ * out = rmsnorm(res_out) as kern_rmsnorm_forward (res_out rounded to dt before the norm
+ * reads it). x, y, res_out, out: [T, C]; res_out may alias x. CPU twin: the add loop of
+ * model_forward followed by rmsnorm_forward. Deterministic. */
+int kern_residual_rmsnorm_forward(kern_dtype dt, void *res_out, void *out, float *rstd, const void *x, const void *y,
+                                  const void *weight, int T, int C, float eps, void *stream, rlvr_err *e);
+
+/* RMSNorm backward, accumulating: dx[T, C] += d/dx (dtype dt; may be NULL) and
+ * dweight[C] += d/dweight (fp32), given the forward's x, weight (dt) and rstd (fp32).
+ * dweight is summed over rows without atomics: each of a fixed number of blocks writes
+ * a partial row into `scratch` (kern_rmsnorm_backward_scratch(T, C) bytes of device
+ * memory), then one pass adds them in block order. CPU twin: rmsnorm_backward. */
+int kern_rmsnorm_backward(kern_dtype dt, void *dx, float *dweight, const void *dout, const void *x,
+                          const void *weight, const float *rstd, int T, int C, void *scratch, void *stream,
+                          rlvr_err *e);
+size_t kern_rmsnorm_backward_scratch(int T, int C);
+
+/* out[n] = a[n] + b[n] (out may alias a or b). Elementwise, deterministic. */
+int kern_residual_add(kern_dtype dt, void *out, const void *a, const void *b, size_t n, void *stream, rlvr_err *e);
+
+/* Converts n values between dtypes (e.g. an fp32 gradient into the bf16 stream);
+ * bf16 rounds to nearest even. Deterministic. */
+int kern_cast(kern_dtype to, void *dst, kern_dtype from, const void *src, size_t n, void *stream, rlvr_err *e);
+
+/* Rotary embedding, rotate-half (Hugging Face), in place on x [T, NH, D] (dtype dt):
+ * each pair (x[i], x[i + D/2]) at position pos[t] turns by pos[t] * inv_freq[i] (an fp32
+ * angle, as transformers computes it). inv_freq: [D/2] fp32, pos: [T] int, both device
+ * memory. Backward applies the transpose rotation to the gradient, in place.
+ * Elementwise, deterministic. CPU twins: rope_forward, rope_backward. */
+int kern_rope_forward(kern_dtype dt, void *x, const float *inv_freq, const int *pos, int T, int NH, int D,
+                      void *stream, rlvr_err *e);
+int kern_rope_backward(kern_dtype dt, void *dx, const float *inv_freq, const int *pos, int T, int NH, int D,
+                       void *stream, rlvr_err *e);
+
+/* SwiGLU: h[n] = silu(gate[n]) * up[n]; backward writes (not accumulates) dgate and dup
+ * from dh. All dtype dt. Elementwise, deterministic. CPU twins: swiglu_forward,
+ * swiglu_backward. */
+int kern_swiglu_forward(kern_dtype dt, void *h, const void *gate, const void *up, size_t n, void *stream,
+                        rlvr_err *e);
+int kern_swiglu_backward(kern_dtype dt, void *dgate, void *dup, const void *dh, const void *gate, const void *up,
+                         size_t n, void *stream, rlvr_err *e);
+
+/* ---- LM head with log-probabilities (kernels/lmhead.cu) ------------------------------------------ */
+
+/* logits[t, v] = x[t, :] . w[v, :] for x: [T, C] and w: [V, C] (dtype dt), consumed `chunk`
+ * vocabulary rows at a time so that only a [T, chunk] block ever exists. Writes (fp32,
+ * each may be NULL) logz[t] = log sum_v exp(logits[t, v]), logp[t] =
+ * logits[t, targets[t]] - logz[t] (NaN where the target is outside [0, V); targets may be
+ * NULL when logp is) and entropy[t] = logz[t] - E_p[logits[t, :]]. `workspace` is device
+ * memory of kern_lmhead_workspace(dt, T, chunk) bytes. Rows are independent: a caller
+ * short of memory runs row ranges one after another. Deterministic (fixed-order sums;
+ * cuBLASLt's GEMM is deterministic). CPU twin: lmhead_logprobs (model_logprobs). */
+size_t kern_lmhead_workspace(kern_dtype dt, int T, int chunk);
+int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, float *logz, float *logp, float *entropy, const void *x,
+                         const void *w, const int *targets, int T, int C, int V, int chunk, void *workspace,
                          void *stream, rlvr_err *e);
+/* Backward of L = sum_t dlogp[t] logp[t] + dentropy[t] entropy[t] (dlogp, dentropy may be
+ * NULL), given the forward's logz and entropy: accumulates dx[T, C] += dL/dx and
+ * dw[V, C] += dL/dw (fp32; either may be NULL), recomputing each chunk's logits.
+ * targets must lie in [0, V). Same workspace as the forward. Deterministic.
+ * CPU twin: lmhead_backward (model_backward). */
+int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, float *dw, const void *x, const void *w,
+                         const int *targets, const float *dlogp, const float *dentropy, const float *logz,
+                         const float *entropy, int T, int C, int V, int chunk, void *workspace, void *stream,
+                         rlvr_err *e);
+
+/* ---- attention (kernels/attention.cu) ------------------------------------------------------- */
+
+/* Causal self-attention over packed variable-length sequences, FlashAttention-style
+ * (tiles in shared memory, online softmax, no [T, T] scores), with grouped-query heads
+ * read in place. q, out: [T, H, D]; k, v: [T, KV, D] (dtype dt); cu_seqlens: [n_seqs + 1]
+ * int device memory, sequence s being tokens cu_seqlens[s] .. cu_seqlens[s + 1] - 1 at
+ * positions 0..; max_seqlen bounds the longest. lse: [T, H] fp32, the log-sum-exp of each
+ * row's scores (scale 1/sqrt(D)), for backward. H a multiple of KV, D <= 256. bf16 with
+ * D = 64 or 128 runs on the tensor cores (P rounded to bf16 before P V, as FlashAttention
+ * does); other cases in fp32 on the CUDA cores. Deterministic (no atomics).
+ * CPU twin: attention_forward. */
+int kern_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k, const void *v,
+                           const int *cu_seqlens, int n_seqs, int max_seqlen, int H, int KV, int D, void *stream,
+                           rlvr_err *e);
+/* Its backward, accumulating dq [T, H, D], dk, dv [T, KV, D] (dtype dt) from dout and the
+ * forward's out and lse. dQ and dK/dV come from two kernels that each own their outputs
+ * (no atomic adds, unlike FlashAttention-2): deterministic. bf16 with D = 64 or 128 runs
+ * on the tensor cores (P and dS rounded to bf16 before their products); other cases in
+ * fp32 on the CUDA cores. `scratch` is device memory of
+ * kern_attention_backward_scratch(T, H) bytes. CPU twin: attention_backward. */
+int kern_attention_backward(kern_dtype dt, void *dq, void *dk, void *dv, const void *dout, const void *q,
+                            const void *k, const void *v, const void *out, const float *lse, const int *cu_seqlens,
+                            int n_seqs, int max_seqlen, int T, int H, int KV, int D, void *scratch, void *stream,
+                            rlvr_err *e);
+size_t kern_attention_backward_scratch(int T, int H);
 
 /* AdamW on fp32 master weights with fp32 state (m, v: [n]), step counted from 1; when
  * params_bf16 is not NULL it receives the updated weights rounded to bf16 (the copy the

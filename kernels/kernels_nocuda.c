@@ -21,10 +21,116 @@ int kern_memcpy_h2d(void *dst, const void *src, size_t bytes, rlvr_err *e) { ret
 int kern_memcpy_d2h(void *dst, const void *src, size_t bytes, rlvr_err *e) { return err_set(e, "built without CUDA"); }
 int kern_synchronize(rlvr_err *e) { return err_set(e, "built without CUDA"); }
 
-int kern_rmsnorm_forward(float *out, float *rstd, const float *x, const float *weight, int T, int C, float eps,
+size_t kern_dtype_size(kern_dtype t) { return t == KERN_BF16 ? 2 : 4; }
+
+kern_blas *kern_blas_new(rlvr_err *e) {
+    err_set(e, "built without CUDA");
+    return NULL;
+}
+
+void kern_blas_free(kern_blas *b) {}
+
+int kern_gemm(kern_blas *blas, kern_dtype ab, kern_dtype c, int trans_a, int trans_b, int M, int N, int K,
+              float alpha, const void *A, int lda, const void *B, int ldb, float beta, void *C, int ldc,
+              const void *bias, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_matmul_forward(kern_blas *blas, kern_dtype dt, void *out, const void *inp, const void *w, const void *bias,
+                        int T, int IC, int OC, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
+                         const void *inp, const void *w, int T, int IC, int OC, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_embedding_forward(kern_dtype dt, void *out, const void *table, const int *tokens, int T, int C,
+                           void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_embedding_backward(kern_dtype dt, float *dtable, const void *dout, const int *order, const int *starts,
+                            const int *unique, int n_unique, int C, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_rmsnorm_forward(kern_dtype dt, void *out, float *rstd, const void *x, const void *weight, int T, int C,
+                         float eps, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_residual_rmsnorm_forward(kern_dtype dt, void *res_out, void *out, float *rstd, const void *x, const void *y,
+                                  const void *weight, int T, int C, float eps, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_rmsnorm_backward(kern_dtype dt, void *dx, float *dweight, const void *dout, const void *x,
+                          const void *weight, const float *rstd, int T, int C, void *scratch, void *stream,
+                          rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+size_t kern_rmsnorm_backward_scratch(int T, int C) { return 0; }
+
+int kern_residual_add(kern_dtype dt, void *out, const void *a, const void *b, size_t n, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_cast(kern_dtype to, void *dst, kern_dtype from, const void *src, size_t n, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_rope_forward(kern_dtype dt, void *x, const float *inv_freq, const int *pos, int T, int NH, int D,
+                      void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_rope_backward(kern_dtype dt, void *dx, const float *inv_freq, const int *pos, int T, int NH, int D,
+                       void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_swiglu_forward(kern_dtype dt, void *h, const void *gate, const void *up, size_t n, void *stream,
+                        rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_swiglu_backward(kern_dtype dt, void *dgate, void *dup, const void *dh, const void *gate, const void *up,
+                         size_t n, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+size_t kern_lmhead_workspace(kern_dtype dt, int T, int chunk) { return 0; }
+
+int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, float *logz, float *logp, float *entropy, const void *x,
+                         const void *w, const int *targets, int T, int C, int V, int chunk, void *workspace,
                          void *stream, rlvr_err *e) {
     return err_set(e, "built without CUDA");
 }
+
+int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, float *dw, const void *x, const void *w,
+                         const int *targets, const float *dlogp, const float *dentropy, const float *logz,
+                         const float *entropy, int T, int C, int V, int chunk, void *workspace, void *stream,
+                         rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k, const void *v,
+                           const int *cu_seqlens, int n_seqs, int max_seqlen, int H, int KV, int D, void *stream,
+                           rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_attention_backward(kern_dtype dt, void *dq, void *dk, void *dv, const void *dout, const void *q,
+                            const void *k, const void *v, const void *out, const float *lse, const int *cu_seqlens,
+                            int n_seqs, int max_seqlen, int T, int H, int KV, int D, void *scratch, void *stream,
+                            rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+size_t kern_attention_backward_scratch(int T, int H) { return 0; }
 
 int kern_adamw_step(float *params, void *params_bf16, const float *grads, float *m, float *v, size_t n,
                     long long step, double lr, double beta1, double beta2, double eps, double weight_decay,
