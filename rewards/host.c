@@ -35,6 +35,15 @@ void rw_result_clear(rw_result *r) {
     memset(r, 0, sizeof *r);
 }
 
+int rw_result_part(const rw_result *r, const char *name, double *value) {
+    for (size_t i = 0; i < r->n_parts; i++)
+        if (strcmp(r->parts[i].name, name) == 0) {
+            *value = r->parts[i].value;
+            return 1;
+        }
+    return 0;
+}
+
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
     return n >= m && strcmp(s + n - m, suffix) == 0;

@@ -100,6 +100,8 @@ typedef struct rw_result {
 } rw_result;
 
 void rw_result_clear(rw_result *r);
+/* The value of part `name` in *value; 1 when the result has that part, else 0. */
+int rw_result_part(const rw_result *r, const char *name, double *value);
 
 /* One Lua state with the script loaded (and its self-test passed): for one thread. */
 typedef struct rw_host rw_host;

@@ -14,8 +14,6 @@
 
 #define OPTIM_MAGIC "RLVRADAM"
 
-/* Removes a directory tree (a stale temporary or an old checkpoint). */
-static void rm_tree(const char *path) { util_remove_tree(path); }
 
 static int fsync_path(const char *path, rlvr_err *e) {
     int fd = open(path, O_RDONLY);
@@ -50,7 +48,7 @@ static int64_t *list_steps(const char *ckdir, int clean, size_t *n) {
     while ((ent = readdir(d)) != NULL) {
         if (clean && strncmp(ent->d_name, "step-", 5) == 0 && strstr(ent->d_name, ".tmp-")) {
             char *p = util_path_join(ckdir, ent->d_name);
-            if (p) rm_tree(p);
+            if (p) util_remove_tree(p);
             free(p);
             continue;
         }
@@ -118,11 +116,11 @@ int ckpt_save(const char *run_dir, const model *m, const rl_adamw *opt, const ck
     }
     if (util_mkdir_p(ckdir, e) != 0) goto done;
     free(list_steps(ckdir, 1, &n_old)); /* removes what a killed writer left */
-    rm_tree(tmp);
+    util_remove_tree(tmp);
     if (util_mkdir_p(tmp, e) != 0 || model_save(m, mdir, e) != 0 || write_optim(optim, opt, e) != 0 ||
         write_state(state, st, e) != 0 || fsync_path(mdir, e) != 0 || fsync_path(tmp, e) != 0)
         goto done;
-    if (util_is_dir(final)) rm_tree(final); /* a rerun of the same step (only after a resume) */
+    if (util_is_dir(final)) util_remove_tree(final); /* a rerun of the same step (only after a resume) */
     if (rename(tmp, final) != 0) {
         err_set(e, "%s: cannot rename into place: %s", final, strerror(errno));
         goto done;
@@ -134,11 +132,11 @@ int ckpt_save(const char *run_dir, const model *m, const rl_adamw *opt, const ck
         char old_name[64];
         snprintf(old_name, sizeof old_name, "step-%08lld", (long long)old[i]);
         char *p = util_path_join(ckdir, old_name);
-        if (p) rm_tree(p);
+        if (p) util_remove_tree(p);
         free(p);
     }
 done:
-    if (rc != 0 && tmp) rm_tree(tmp);
+    if (rc != 0 && tmp) util_remove_tree(tmp);
     free(old);
     free(ckdir);
     free(tmp);

@@ -10,9 +10,8 @@
 
 /* The `accuracy` part when the script returns one, else the reward. */
 static double accuracy_of(const rw_result *r) {
-    for (size_t k = 0; k < r->n_parts; k++)
-        if (strcmp(r->parts[k].name, "accuracy") == 0) return r->parts[k].value;
-    return r->reward;
+    double v;
+    return rw_result_part(r, "accuracy", &v) ? v : r->reward;
 }
 
 int rl_ctx_evaluate(rl_ctx *c, const dataset *d, const rl_prompt *prompts, double *accuracy, double *reward_mean,

@@ -369,7 +369,8 @@ static void metric_add(metric_list *l, const char *name, double v) {
 }
 
 static int write_step(rl_ctx *c, const dataset *train, grpo_batch *b, train_arrays *a, const update_stats *us,
-                      double t_start, double train_s, metric_list *ml, rlvr_err *e) {
+                      double t_start, double train_s, metric_list *ml, double *reward_mean, double *accuracy,
+                      rlvr_err *e) {
     const rlvr_config *cfg = c->cfg;
     store_step st;
     store_step_init(&st);
@@ -401,8 +402,7 @@ static int write_step(rl_ctx *c, const dataset *train, grpo_batch *b, train_arra
         const char *pname = b->s[0].rw.parts[k].name;
         size_t m = 0;
         for (size_t i = 0; i < n; i++)
-            for (size_t q = 0; q < b->s[i].rw.n_parts; q++)
-                if (strcmp(b->s[i].rw.parts[q].name, pname) == 0) tmp[m++] = b->s[i].rw.parts[q].value;
+            if (rw_result_part(&b->s[i].rw, pname, &tmp[m])) m++;
         char name[96];
         snprintf(name, sizeof name, "reward/%s_mean", pname);
         metric_add(ml, name, mean_of(tmp, m));
@@ -467,6 +467,8 @@ static int write_step(rl_ctx *c, const dataset *train, grpo_batch *b, train_arra
     st.extra = ml->m;
     st.n_extra = ml->n;
     rc = store_write_step(c->st, c->run_id, &st, ss, (int)n, e);
+    *reward_mean = st.reward_mean;
+    *accuracy = st.accuracy;
 done:
     free(r);
     free(tmp);
@@ -519,15 +521,7 @@ int rl_grpo_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_ev
         fprintf(c->out, "eval after step %lld: accuracy %.1f%%, reward %.3f (%zu problems)\n", (long long)c->step,
                 100 * acc, rew, eval->n);
     }
-    if (write_step(c, train, &b, &a, &us, t_start, train_s, ml, e) != 0) goto done;
-    double r = 0, acc = 0, accn = 0;
-    for (size_t i = 0; i < b.n; i++) {
-        r += b.s[i].rw.reward;
-        for (size_t k = 0; k < b.s[i].rw.n_parts; k++)
-            if (strcmp(b.s[i].rw.parts[k].name, "accuracy") == 0) acc += b.s[i].rw.parts[k].value, accn += 1;
-    }
-    *reward_mean = b.n ? r / (double)b.n : NAN;
-    *accuracy = accn ? acc / accn : NAN;
+    if (write_step(c, train, &b, &a, &us, t_start, train_s, ml, reward_mean, accuracy, e) != 0) goto done;
     rc = 0;
 done:
     arrays_free(&a);

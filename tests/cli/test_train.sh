@@ -125,9 +125,19 @@ algo_run rloo "select count(*) = 2 from steps where grad_norm > 0" --set algo.ad
 # REINFORCE++ with the KL in the reward: whitened advantages (batch mean 0), no KL term in the loss.
 algo_run rpp "select count(*) = 2 from steps where abs(adv_mean) < 1e-3 and kl is null" \
     --set algo.advantage=reinforce_pp --set algo.kl_in_reward=true --set algo.kl_coef=0.1
-# Dynamic sampling: every trained group has unequal rewards (the step may generate more than it trains).
+# Dynamic sampling, with a reward an untrained model's samples differ on (completion length
+# mod 3): groups were trained, none of them with equal rewards, and some equal groups were
+# dropped (the first check fails when an equal group is trained, the second when none is).
+cat >bylen.lua <<'EOF'
+return { reward = function(s) return (#s.completion % 3 == 0) and 1 or 0 end }
+EOF
 algo_run dyn "select count(*) = 0 from (select step, group_index from samples where advantage is not null group by step, group_index having min(reward) = max(reward))" \
-    --set algo.dynamic_sampling=true --set algo.max_sampling_rounds=2
+    --set algo.dynamic_sampling=true --set algo.max_sampling_rounds=3 --set reward.script=bylen.lua \
+    --set rollout.group_size=2 --set steps=4
+LAST="dyn: groups trained and groups dropped"
+trained=$(Q runs/dyn/run.db "select count(*) from samples where advantage is not null")
+dropped=$(Q runs/dyn/run.db "select count(*) from samples where advantage is null")
+if [ "$trained" -gt 0 ] && [ "$dropped" -gt 0 ]; then ok; else bad "trained $trained, dropped $dropped"; fi
 # Truncated samples are left out: with 4 new tokens (almost) every sample is cut, and a step
 # whose samples were all cut trains nothing.
 algo_run trunc "select count(*) = 2 from steps where frac_truncated > 0.5 and (frac_truncated < 1 or loss is null)" \
