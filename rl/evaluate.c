@@ -14,8 +14,33 @@ static double accuracy_of(const rw_result *r) {
     return rw_result_part(r, "accuracy", &v) ? v : r->reward;
 }
 
-int rl_ctx_evaluate(rl_ctx *c, const dataset *d, const rl_prompt *prompts, double *accuracy, double *reward_mean,
-                    rlvr_err *e) {
+/* One line of `rlvr eval --samples`: the row's id, prompt and answer, the completion, and
+ * what the script made of it. */
+static int write_sample(FILE *f, const ds_row *row, const char *completion, const sample_seq *s,
+                        const rw_result *r, rlvr_err *e) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return err_set(e, "out of memory");
+    cJSON_AddNumberToObject(o, "id", (double)row->id);
+    cJSON_AddStringToObject(o, "prompt", row->prompt);
+    if (row->answer) cJSON_AddStringToObject(o, "answer", row->answer);
+    cJSON_AddStringToObject(o, "completion", completion);
+    cJSON_AddNumberToObject(o, "completion_tokens", s->n_out);
+    cJSON_AddStringToObject(o, "finish_reason", rollout_finish_name(s->finish));
+    cJSON_AddNumberToObject(o, "reward", r->reward);
+    cJSON *parts = cJSON_AddObjectToObject(o, "parts");
+    for (size_t k = 0; parts && k < r->n_parts; k++) cJSON_AddNumberToObject(parts, r->parts[k].name, r->parts[k].value);
+    cJSON_AddStringToObject(o, "status", rw_status_name(r->status));
+    if (r->error) cJSON_AddStringToObject(o, "error", r->error);
+    char *line = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!line) return err_set(e, "out of memory");
+    int bad = fprintf(f, "%s\n", line) < 0;
+    free(line);
+    return bad ? err_errno(e, "writing the evaluation samples") : 0;
+}
+
+int rl_ctx_evaluate(rl_ctx *c, const dataset *d, const rl_prompt *prompts, FILE *samples, double *accuracy,
+                    double *reward_mean, rlvr_err *e) {
     size_t n = d->n;
     int max_new = (int)c->cfg->rollout_max_new_tokens;
     if (n == 0) return err_set(e, "no evaluation prompts");
@@ -23,8 +48,9 @@ int rl_ctx_evaluate(rl_ctx *c, const dataset *d, const rl_prompt *prompts, doubl
     int *outs = malloc(n * (size_t)max_new * sizeof *outs);
     cJSON **inputs = calloc(n, sizeof *inputs);
     rw_result *res = calloc(n, sizeof *res);
+    char **texts = calloc(n, sizeof *texts);
     int rc = -1;
-    if (!seqs || !outs || !inputs || !res) {
+    if (!seqs || !outs || !inputs || !res || !texts) {
         err_set(e, "out of memory for %zu evaluation samples", n);
         goto done;
     }
@@ -36,10 +62,9 @@ int rl_ctx_evaluate(rl_ctx *c, const dataset *d, const rl_prompt *prompts, doubl
                          .batch = (int)c->cfg->micro_batch_size * 4};
     if (sample_generate(c->m, seqs, (int)n, &o, e) != 0) goto done;
     for (size_t i = 0; i < n; i++) {
-        char *text = tok_decode(c->tok, (const int32_t *)seqs[i].out, (size_t)seqs[i].n_out, 1, NULL, e);
-        if (!text) goto done;
-        inputs[i] = rl_reward_input(&d->rows[i], text, seqs[i].n_out, rollout_finish_name(seqs[i].finish));
-        free(text);
+        texts[i] = tok_decode(c->tok, (const int32_t *)seqs[i].out, (size_t)seqs[i].n_out, 1, NULL, e);
+        if (!texts[i]) goto done;
+        inputs[i] = rl_reward_input(&d->rows[i], texts[i], seqs[i].n_out, rollout_finish_name(seqs[i].finish));
         if (!inputs[i]) {
             err_set(e, "out of memory");
             goto done;
@@ -50,6 +75,7 @@ int rl_ctx_evaluate(rl_ctx *c, const dataset *d, const rl_prompt *prompts, doubl
     for (size_t i = 0; i < n; i++) {
         acc += accuracy_of(&res[i]);
         rew += res[i].reward;
+        if (samples && write_sample(samples, &d->rows[i], texts[i], &seqs[i], &res[i], e) != 0) goto done;
     }
     *accuracy = acc / (double)n;
     *reward_mean = rew / (double)n;
@@ -57,6 +83,8 @@ int rl_ctx_evaluate(rl_ctx *c, const dataset *d, const rl_prompt *prompts, doubl
 done:
     for (size_t i = 0; inputs && i < n; i++) cJSON_Delete(inputs[i]);
     for (size_t i = 0; res && i < n; i++) rw_result_clear(&res[i]);
+    for (size_t i = 0; texts && i < n; i++) free(texts[i]);
+    free(texts);
     free(inputs);
     free(res);
     free(seqs);
@@ -64,15 +92,15 @@ done:
     return rc;
 }
 
-int rl_evaluate(const rlvr_config *cfg, const dataset *eval, FILE *out, double *accuracy, double *reward_mean,
-                int *usage_error, rlvr_err *e) {
+int rl_evaluate(const rlvr_config *cfg, const dataset *eval, FILE *out, FILE *samples, double *accuracy,
+                double *reward_mean, int *usage_error, rlvr_err *e) {
     *usage_error = 1;
     if (!*cfg->model_path)
         return err_set(e, "model.path is empty: rlvr eval evaluates a trained model (e.g. --set "
                           "model.path=runs/NAME/model)");
     rl_ctx c;
     if (rl_ctx_open(&c, cfg, NULL, NULL, eval, NULL, 0, 0, 1, NULL, out, usage_error, e) != 0) return -1;
-    int rc = rl_ctx_evaluate(&c, eval, c.eval_prompts, accuracy, reward_mean, e);
+    int rc = rl_ctx_evaluate(&c, eval, c.eval_prompts, samples, accuracy, reward_mean, e);
     rl_ctx_close(&c, NULL);
     return rc;
 }

@@ -515,7 +515,7 @@ int rl_grpo_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_ev
     c->step++;
     if (do_eval) {
         double acc, rew;
-        if (rl_ctx_evaluate(c, eval, c->eval_prompts, &acc, &rew, e) != 0) goto done;
+        if (rl_ctx_evaluate(c, eval, c->eval_prompts, NULL, &acc, &rew, e) != 0) goto done;
         metric_add(ml, "eval/accuracy", acc);
         metric_add(ml, "eval/reward_mean", rew);
         fprintf(c->out, "eval after step %lld: accuracy %.1f%%, reward %.3f (%zu problems)\n", (long long)c->step,

@@ -65,9 +65,10 @@ int rl_encode_prompt(rl_ctx *c, const char *text, rl_prompt *out, rlvr_err *e);
 cJSON *rl_reward_input(const ds_row *row, const char *completion, int completion_tokens, const char *finish_reason);
 
 /* Greedy generation over `prompts` of `rows` and scoring: mean accuracy (the `accuracy`
- * part when the script returns one, else the reward) and mean reward. */
-int rl_ctx_evaluate(rl_ctx *c, const dataset *d, const rl_prompt *prompts, double *accuracy, double *reward_mean,
-                    rlvr_err *e);
+ * part when the script returns one, else the reward) and mean reward. When `samples` is
+ * not NULL, one JSON line per row goes there (prompt, answer, completion, reward, parts). */
+int rl_ctx_evaluate(rl_ctx *c, const dataset *d, const rl_prompt *prompts, FILE *samples, double *accuracy,
+                    double *reward_mean, rlvr_err *e);
 
 /* One RL step (generate, score, advantages, update, log; evaluation first when do_eval):
  * c->step advances by one. *reward_mean and *accuracy summarize the step's samples. */

@@ -91,7 +91,7 @@ int rl_sft_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_eva
     int n_extra = 0;
     double acc = NAN, rew = NAN;
     if (do_eval) {
-        if (rl_ctx_evaluate(c, eval, c->eval_prompts, &acc, &rew, e) != 0) goto done;
+        if (rl_ctx_evaluate(c, eval, c->eval_prompts, NULL, &acc, &rew, e) != 0) goto done;
         extra[n_extra++] = (store_metric){"eval/accuracy", acc};
         extra[n_extra++] = (store_metric){"eval/reward_mean", rew};
         fprintf(c->out, "eval after step %lld: accuracy %.1f%%, reward %.3f (%zu problems)\n", (long long)c->step,

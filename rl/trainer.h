@@ -31,8 +31,9 @@ typedef struct rl_run_opts {
 int rl_run(rl_run_kind kind, const rl_run_opts *o, int *usage_error, rlvr_err *e);
 
 /* Greedy held-out evaluation of cfg->model.path (or the initialized model) on `eval`:
- * prints and returns accuracy (mean of the script's `accuracy` part, else of the reward). */
-int rl_evaluate(const rlvr_config *cfg, const dataset *eval, FILE *out, double *accuracy, double *reward_mean,
-                int *usage_error, rlvr_err *e);
+ * prints and returns accuracy (mean of the script's `accuracy` part, else of the reward);
+ * each problem's completion and reward parts go to `samples` as JSONL (may be NULL). */
+int rl_evaluate(const rlvr_config *cfg, const dataset *eval, FILE *out, FILE *samples, double *accuracy,
+                double *reward_mean, int *usage_error, rlvr_err *e);
 
 #endif

@@ -102,10 +102,28 @@ LAST="sft lowers the loss"
 first=$(Q runs/sft/run.db 'select loss from steps where step = 1')
 last=$(Q runs/sft/run.db 'select avg(loss) from steps where step > 25')
 if awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.8 * a) }'; then ok; else bad "loss $first -> $last"; fi
-run rlvr eval tiny.lua --model runs/sft/model
+run rlvr eval tiny.lua --model runs/sft/model --samples eval.jsonl
 expect_status 0
 expect_out "accuracy: "
 expect_out "(8 problems)"
+LAST="eval --samples writes one scored line per problem, and its accuracy is the printed one"
+if python3 - "$OUT" <<'PY'
+import json, re, sys
+rows = [json.loads(l) for l in open("eval.jsonl")]
+assert len(rows) == 8, len(rows)
+assert [r["id"] for r in rows] == list(range(8))
+for r in rows:
+    assert r["prompt"] and r["answer"] and r["status"] == "ok", r
+    assert r["finish_reason"] in ("stop", "length") and r["completion_tokens"] > 0, r
+    assert set(r["parts"]) == {"accuracy", "format"}, r
+    assert abs(r["reward"] - (r["parts"]["accuracy"] + 0.2 * r["parts"]["format"])) < 1e-9, r
+printed = float(re.search(r"accuracy: ([0-9.]+)%", sys.argv[1]).group(1))
+assert abs(printed - 100 * sum(r["parts"]["accuracy"] for r in rows) / 8) < 0.06, printed
+PY
+then ok; else bad "eval.jsonl"; fi
+run rlvr eval tiny.lua --model runs/sft/model --samples no/such/dir/eval.jsonl
+expect_status 2
+expect_err "no/such/dir/eval.jsonl: No such file or directory"
 run rlvr eval tiny.lua
 expect_status 2
 expect_err "model.path is empty"
