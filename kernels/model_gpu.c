@@ -214,18 +214,27 @@ void gpu_mem_plan_compute(const model_config *c, const gpu_model_opts *o, gpu_me
 
 static double gib(size_t b) { return (double)b / (double)((size_t)1 << 30); }
 
+/* "12.345 GiB", or "12.3 MiB" below a GiB. */
+static const char *size_str(size_t b, char *buf, size_t n) {
+    if (b >= ((size_t)1 << 30)) snprintf(buf, n, "%9.3f GiB", gib(b));
+    else snprintf(buf, n, "%9.1f MiB", (double)b / (double)((size_t)1 << 20));
+    return buf;
+}
+
 void gpu_mem_plan_format(const gpu_mem_plan *p, char *buf, size_t n) {
+    char s[7][32];
     snprintf(buf, n,
              "GPU memory plan (%zu parameters):\n"
-             "  weights      %8.3f GiB\n"
-             "  gradients    %8.3f GiB\n"
-             "  optimizer    %8.3f GiB\n"
-             "  activations  %8.3f GiB\n"
-             "  workspace    %8.3f GiB\n"
-             "  headroom     %8.3f GiB\n"
-             "  total        %8.3f GiB\n",
-             p->n_params, gib(p->weights), gib(p->grads), gib(p->optimizer), gib(p->activations), gib(p->workspace),
-             gib(p->headroom), gib(p->total));
+             "  weights      %s\n"
+             "  gradients    %s\n"
+             "  optimizer    %s\n"
+             "  activations  %s\n"
+             "  workspace    %s\n"
+             "  headroom     %s\n"
+             "  total        %s\n",
+             p->n_params, size_str(p->weights, s[0], 32), size_str(p->grads, s[1], 32),
+             size_str(p->optimizer, s[2], 32), size_str(p->activations, s[3], 32), size_str(p->workspace, s[4], 32),
+             size_str(p->headroom, s[5], 32), size_str(p->total, s[6], 32));
 }
 
 int gpu_mem_plan_check(const gpu_mem_plan *p, const gpu_model_opts *o, size_t free_bytes, size_t total_bytes,
