@@ -11,14 +11,16 @@
  *
  * Tolerances (the GPU sums in other orders than the CPU; errors are measured against
  * the size of what is compared, and printed on every run):
- *   fp32  log-probs and entropies: |diff| <= 1e-4 + 1e-4 |want|;
- *         each parameter's gradient: |diff| <= 1e-3 scale per element and
+ *   fp32  log-probs and entropies: |diff| <= 1e-4 + 1e-4 |want| per token and 1e-5 on
+ *         average; each parameter's gradient: |diff| <= 1e-3 scale per element and
  *         ||diff|| <= 1e-4 ||want|| over the tensor (scale: check_grads).
  *   bf16  (activations and weights rounded to bf16 at every step): log-probs and
- *         entropies |diff| <= 0.05 + 0.02 |want|; gradients ||diff|| <= 0.05 ||want||
- *         and |diff| <= 0.25 scale per element. These bf16 bounds are estimates of
- *         bf16's rounding through a few layers, not yet measured: each run prints the
- *         errors it saw.
+ *         entropies |diff| <= 0.25 + 0.05 |want| per token and 0.08 on average;
+ *         gradients ||diff|| <= 0.1 ||want|| and |diff| <= 0.5 scale per element. bf16's
+ *         rounding through these random models, emulated on the host
+ *         (tests/host_gpu), gave up to 0.12 per token (entropy, qwen3), 0.03 on average and
+ *         0.04 relative L2 for gradients; the bounds leave room for the tensor cores'
+ *         extra roundings (P and dS in bf16). Each run prints the errors it saw.
  * Exact: recomputation on == off, and two runs, bit for bit (bf16 and fp32); AdamW and
  * clipping on the GPU against rl_adamw_step / rl_clip_grad_norm from the same gradients
  * within 1e-6 relative (the kernels follow the CPU's operation order); after an AdamW
@@ -214,8 +216,11 @@ static double check_grads(const char *what, const model *m, const float *got, do
     return worst;
 }
 
-static double check_vec(const char *what, const float *got, const float *want, int n, double atol, double rtol) {
-    double worst = 0;
+/* got against want token by token (|diff| <= atol + rtol |want|) and on average (mean
+ * |diff| <= mean_tol). Returns the largest |diff|; *mean gets the mean. */
+static double check_vec(const char *what, const float *got, const float *want, int n, double atol, double rtol,
+                        double mean_tol, double *mean) {
+    double worst = 0, sum = 0;
     int reported = 0;
     for (int i = 0; i < n; i++) {
         double d = fabs((double)got[i] - want[i]);
@@ -224,7 +229,10 @@ static double check_vec(const char *what, const float *got, const float *want, i
             reported = 1;
         }
         if (d > worst || d != d) worst = d;
+        sum += d;
     }
+    *mean = sum / n;
+    CHECK(*mean <= mean_tol, "%s: mean |diff| %.3g > %.3g", what, *mean, mean_tol);
     return worst;
 }
 
@@ -254,14 +262,16 @@ static void test_shape(const shape *s) {
     /* fp32 against the CPU */
     gpu_model *g = gpu_new(m, &b, KERN_F32, 0);
     if (gpu_run(g, &b, logp, ent, grads) == 0) {
+        double ml, me;
         snprintf(what, sizeof what, "%s fp32 logp", s->name);
-        double el = check_vec(what, logp, want_logp, b.T, 1e-4, 1e-4);
+        double el = check_vec(what, logp, want_logp, b.T, 1e-4, 1e-4, 1e-5, &ml);
         snprintf(what, sizeof what, "%s fp32 entropy", s->name);
-        double ee = check_vec(what, ent, want_ent, b.T, 1e-4, 1e-4);
+        double ee = check_vec(what, ent, want_ent, b.T, 1e-4, 1e-4, 1e-5, &me);
         snprintf(what, sizeof what, "%s fp32", s->name);
         double eg = check_grads(what, m, grads, 1e-3, 1e-4);
-        printf("%-6s fp32: %d seqs, %d tokens: max |dlogp| %.3g, |dent| %.3g, worst grad rel L2 %.3g\n", s->name,
-               b.n_seqs, b.T, el, ee, eg);
+        printf("%-6s fp32: %d seqs, %d tokens: logp |diff| max %.3g mean %.3g, entropy max %.3g mean %.3g, "
+               "worst gradient rel L2 %.3g\n",
+               s->name, b.n_seqs, b.T, el, ml, ee, me, eg);
         /* a second run gives the same bits */
         if (gpu_run(g, &b, logp2, ent2, grads2) == 0) {
             snprintf(what, sizeof what, "%s fp32 rerun logp", s->name);
@@ -283,13 +293,15 @@ static void test_shape(const shape *s) {
     /* bf16 against the CPU; recompute and reruns bit for bit */
     g = gpu_new(m, &b, KERN_BF16, 0);
     if (gpu_run(g, &b, logp, ent, grads) == 0) {
+        double ml, me;
         snprintf(what, sizeof what, "%s bf16 logp", s->name);
-        double el = check_vec(what, logp, want_logp, b.T, 0.05, 0.02);
+        double el = check_vec(what, logp, want_logp, b.T, 0.25, 0.05, 0.08, &ml);
         snprintf(what, sizeof what, "%s bf16 entropy", s->name);
-        double ee = check_vec(what, ent, want_ent, b.T, 0.05, 0.02);
+        double ee = check_vec(what, ent, want_ent, b.T, 0.25, 0.05, 0.08, &me);
         snprintf(what, sizeof what, "%s bf16", s->name);
-        double eg = check_grads(what, m, grads, 0.25, 0.05);
-        printf("%-6s bf16: max |dlogp| %.3g, |dent| %.3g, worst grad rel L2 %.3g\n", s->name, el, ee, eg);
+        double eg = check_grads(what, m, grads, 0.5, 0.1);
+        printf("%-6s bf16: logp |diff| max %.3g mean %.3g, entropy max %.3g mean %.3g, worst gradient rel L2 %.3g\n",
+               s->name, el, ml, ee, me, eg);
         if (gpu_run(g, &b, logp2, ent2, grads2) == 0) {
             snprintf(what, sizeof what, "%s bf16 rerun logp", s->name);
             same_bits(what, logp, logp2, T);
