@@ -451,6 +451,16 @@ int main(void) {
     }
     if (gpu_failures) return gpu_test_finish(); /* a failure above must not read as a skip */
     gpu_test_require_device();
+    { /* on the device: a micro-batch of 2^26 tokens is refused before anything is allocated */
+        rlvr_err e = {{0}};
+        model *m = random_model(&shapes[0].cfg, 5);
+        gpu_model_opts o = {.dtype = KERN_BF16, .max_tokens = 1 << 26, .max_seqs = 1024, .train = 1};
+        gpu_model *g = gpu_model_new(m, &o, &e);
+        CHECK(!g && strstr(e.msg, "GPU memory plan needs") && strstr(e.msg, "67108864 tokens per micro-batch"),
+              "a 2^26-token micro-batch: %s", g ? "accepted" : e.msg);
+        gpu_model_free(g);
+        model_free(m);
+    }
     for (int i = 0; i < 4; i++) test_shape(&shapes[i]);
     test_optimizer(&shapes[1], KERN_F32);
     test_optimizer(&shapes[2], KERN_BF16);
