@@ -199,6 +199,11 @@ model *model_init(const model_config *c, uint64_t seed, rlvr_err *e) {
     return m;
 }
 
+model *model_new(const model_config *c, rlvr_err *e) {
+    if (model_config_check(c, "model", e) != 0) return NULL;
+    return model_alloc(c, e);
+}
+
 static void acts_free(model_acts *a);
 
 void model_free(model *m) {

@@ -88,6 +88,10 @@ typedef struct model {
 model *model_load(const char *dir, rlvr_err *e);
 /* A model with random weights (normal(0, init_range) matrices, unit norms, zero biases). */
 model *model_init(const model_config *c, uint64_t seed, rlvr_err *e);
+/* A model of config c whose parameters are allocated but not set: the caller fills
+ * m->params (a benchmark's cheap random weights; model_init draws normals, which takes
+ * minutes at billions of parameters). */
+model *model_new(const model_config *c, rlvr_err *e);
 void model_free(model *m);
 
 /* Writes DIR/config.json and DIR/model.safetensors (fp32), and copies the tokenizer files of

@@ -54,3 +54,9 @@ extern "C" int kern_synchronize(rlvr_err *e) {
     CUDA_CHECK(cudaDeviceSynchronize(), e);
     return 0;
 }
+
+extern "C" int kern_memzero(void *p, size_t bytes, void *stream, rlvr_err *e) {
+    if (bytes == 0) return 0;
+    CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, (cudaStream_t)stream), e);
+    return 0;
+}

@@ -38,6 +38,9 @@ void kern_free(void *p);
 int kern_memcpy_h2d(void *dst, const void *src, size_t bytes, rlvr_err *e);
 int kern_memcpy_d2h(void *dst, const void *src, size_t bytes, rlvr_err *e);
 int kern_synchronize(rlvr_err *e);
+/* Sets `bytes` of device memory at p to zero, in stream order (for the launchers that
+ * accumulate into their outputs). */
+int kern_memzero(void *p, size_t bytes, void *stream, rlvr_err *e);
 
 /* Activations' element type. Parameters are read in the activations' dtype (the bf16
  * copy that kern_adamw_step writes, or fp32); gradients of parameters, RMSNorm's rstd,

@@ -209,11 +209,12 @@ static int arrays_init(train_arrays *a, rl_ctx *c, grpo_batch *b, rlvr_err *e) {
     return 0;
 }
 
-/* Forward-only log-probs of `mdl` for every kept sample, in micro-batches. */
-static int logprobs_of(rl_ctx *c, model *mdl, train_arrays *a, float *out, rlvr_err *e) {
+/* Forward-only log-probs of `mdl` (on `gpu` when not NULL) for every kept sample, in
+ * micro-batches. */
+static int logprobs_of(rl_ctx *c, model *mdl, gpu_model *gpu, train_arrays *a, float *out, rlvr_err *e) {
     int micro = (int)c->cfg->micro_batch_size;
     rl_seq_batch sb;
-    if (rl_seq_batch_init(&sb, mdl, micro < a->B ? micro : a->B, c->max_prompt + a->T, e) != 0) return -1;
+    if (rl_seq_batch_init(&sb, mdl, gpu, micro < a->B ? micro : a->B, c->max_prompt + a->T, e) != 0) return -1;
     int rc = 0;
     for (int i = 0; i < a->B && rc == 0; i += micro) {
         int n = a->B - i < micro ? a->B - i : micro;
@@ -240,7 +241,7 @@ static int update_policy(rl_ctx *c, train_arrays *a, int have_old, update_stats 
     double ent_sum = 0, ent_n = 0, kl_sum = 0, kl_n = 0;
     rl_pg_sums acc_all = {0};
     rl_seq_batch sb;
-    if (rl_seq_batch_init(&sb, c->m, micro < mb ? micro : mb, c->max_prompt + T, e) != 0) return -1;
+    if (rl_seq_batch_init(&sb, c->m, c->gpu, micro < mb ? micro : mb, c->max_prompt + T, e) != 0) return -1;
     int rc = 0;
     double lr = rl_lr_at(&c->sched, c->step);
     for (long long ep = 0; ep < cfg->algo_ppo_epochs && rc == 0; ep++)
@@ -251,7 +252,7 @@ static int update_policy(rl_ctx *c, train_arrays *a, int have_old, update_stats 
             for (size_t i = 0; i < nt; i++) any |= a->mask[off + i];
             if (!any) continue; /* every sample masked (all truncated): nothing to learn */
             if ((rc = rl_agg_weights(pg.agg, a->mask + off, nb, T, a->w + off, e)) != 0) break;
-            model_zero_grads(c->m);
+            if ((rc = rl_ctx_zero_grads(c, e)) != 0) break;
             rl_pg_sums acc = {0};
             for (int i = m0; i < m0 + nb && rc == 0; i += micro) {
                 int n = m0 + nb - i < micro ? m0 + nb - i : micro;
@@ -281,13 +282,14 @@ static int update_policy(rl_ctx *c, train_arrays *a, int have_old, update_stats 
                                      cfg->algo_entropy_coef != 0 ? a->dent + o : NULL, e);
             }
             if (rc != 0) break;
-            double gn = rl_clip_grad_norm(c->m->grads, c->m->n_params, cfg->max_grad_norm);
+            double gn = 0;
+            if ((rc = rl_ctx_clip_grads(c, &gn, e)) != 0) break;
             if (!isfinite(gn)) {
                 rc = err_set(e, "step %lld: the gradient norm is %g (the loss diverged); lower learning_rate",
                              (long long)c->step + 1, gn);
                 break;
             }
-            rl_adamw_step(&c->opt, c->m->params, c->m->grads, lr);
+            if ((rc = rl_ctx_optimizer_step(c, lr, e)) != 0) break;
             us->loss += acc.loss;
             us->grad_norm += gn;
             us->updates++;
@@ -500,8 +502,8 @@ int rl_grpo_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_ev
         int many_updates = cfg->algo_ppo_epochs > 1 ||
                            (cfg->algo_minibatch_size > 0 && cfg->algo_minibatch_size < a.B);
         int have_old = many_updates || (c->ref && cfg->algo_kl_in_reward);
-        if (have_old && logprobs_of(c, c->m, &a, a.old_logp, e) != 0) goto done;
-        if (c->ref && logprobs_of(c, c->ref, &a, a.ref_logp, e) != 0) goto done;
+        if (have_old && logprobs_of(c, c->m, c->gpu, &a, a.old_logp, e) != 0) goto done;
+        if (c->ref && logprobs_of(c, c->ref, c->gpu_ref, &a, a.ref_logp, e) != 0) goto done;
         if (compute_advantages(c, &a, e) != 0) goto done;
         for (int i = 0; i < a.B; i++) a.s[i]->advantage = a.adv[(size_t)i * a.T];
         if (update_policy(c, &a, have_old, &us, e) != 0) goto done;

@@ -96,6 +96,16 @@ static int encode_rows(rl_ctx *c, const dataset *d, const char *response_key, rl
             const cJSON *resp = cJSON_GetObjectItemCaseSensitive(r->fields, response_key);
             if (!cJSON_IsString(resp) || !*resp->valuestring)
                 return err_set(e, "%s: no string field '%s' (sft.response_key) to learn", where, response_key);
+            if (strcmp(c->cfg->device, "cuda") == 0) { /* the GPU's memory plan needs the longest sequence */
+                tok_ids ids = {0};
+                if (tok_encode(c->tok, resp->valuestring, strlen(resp->valuestring), 0, &ids, e) != 0) {
+                    tok_ids_free(&ids);
+                    return err_prefix(e, "%s", where);
+                }
+                int len = n + (int)ids.n + 1; /* prompt, response, end-of-sequence */
+                tok_ids_free(&ids);
+                if (len > c->max_sft_seq) c->max_sft_seq = len;
+            }
         }
         if (n > c->max_prompt) c->max_prompt = n;
     }
@@ -275,6 +285,48 @@ static int check_fresh(const char *run_dir, rlvr_err *e) {
     return 0;
 }
 
+/* ---- the GPU ------------------------------------------------------------------------------ */
+
+/* device = "cuda" needs a device: checked before any model work. */
+static int check_cuda(rlvr_err *e) {
+    rlvr_err why = {{0}};
+    if (kern_device_count(&why) > 0) return 0;
+    if (strncmp(why.msg, "no CUDA device", 14) == 0) return err_set(e, "device = \"cuda\" but %s", why.msg);
+    return err_set(e, "device = \"cuda\" but no CUDA device: %s", why.msg);
+}
+
+/* The policy's training copy on the GPU, planned for micro_batch_size sequences of the
+ * longest training sequence (SFT: the longest prompt + response; RL: the longest prompt +
+ * rollout.max_new_tokens), packed into one row; then the reference's forward-only copy.
+ * Each plan is printed and checked against free memory before it allocates. */
+static int open_gpu(rl_ctx *c, int sft, rlvr_err *e) {
+    const rlvr_config *cfg = c->cfg;
+    long long max_seq = sft ? c->max_sft_seq : (long long)c->max_prompt + cfg->rollout_max_new_tokens;
+    long long micro = cfg->micro_batch_size;
+    if (max_seq * micro > 1 << 30)
+        return err_set(e, "micro_batch_size = %lld sequences of up to %lld tokens is too large a micro-batch", micro,
+                       max_seq);
+    gpu_model_opts o = {.dtype = strcmp(cfg->train_dtype, "fp32") == 0 ? KERN_F32 : KERN_BF16,
+                        .max_tokens = (int)(max_seq * micro), .max_seqs = (int)micro,
+                        .recompute = (int)cfg->train_recompute, .train = 1, .beta1 = cfg->adam_beta1,
+                        .beta2 = cfg->adam_beta2, .eps = cfg->adam_eps, .weight_decay = cfg->weight_decay};
+    char plan[1024];
+    gpu_mem_plan p;
+    gpu_mem_plan_compute(&c->m->cfg, &o, &p);
+    gpu_mem_plan_format(&p, plan, sizeof plan);
+    fprintf(c->out, "policy on the GPU (%s, %d tokens per micro-batch%s)\n%s", cfg->train_dtype, o.max_tokens,
+            o.recompute ? ", recompute" : "", plan);
+    if (!(c->gpu = gpu_model_new(c->m, &o, e))) return err_prefix(e, "device = \"cuda\"");
+    if (!c->ref) return 0;
+    o.train = 0;
+    o.recompute = 0;
+    gpu_mem_plan_compute(&c->ref->cfg, &o, &p);
+    gpu_mem_plan_format(&p, plan, sizeof plan);
+    fprintf(c->out, "reference model on the GPU (forward only)\n%s", plan);
+    if (!(c->gpu_ref = gpu_model_new(c->ref, &o, e))) return err_prefix(e, "device = \"cuda\": the reference model");
+    return 0;
+}
+
 int rl_ctx_open(rl_ctx *c, const rlvr_config *cfg, const char *config_lua, const dataset *train,
                 const dataset *eval, const char *db_path, int resume, int need_optimizer, int with_scorer,
                 const char *response_key, FILE *out, int *usage_error, rlvr_err *e) {
@@ -294,6 +346,10 @@ int rl_ctx_open(rl_ctx *c, const rlvr_config *cfg, const char *config_lua, const
         goto fail;
     }
     if (!resume && need_optimizer && check_fresh(c->run_dir, e) != 0) goto fail;
+    if (strcmp(cfg->device, "cuda") == 0 && check_cuda(e) != 0) {
+        *usage_error = 0;
+        goto fail;
+    }
     if (cfg->rollout_stop.n > 0) {
         err_set(e, "rollout.stop: stop strings are not supported by the CPU engine; stop tokens are the "
                    "tokenizer's end-of-sequence and end-of-turn tokens");
@@ -320,8 +376,11 @@ int rl_ctx_open(rl_ctx *c, const rlvr_config *cfg, const char *config_lua, const
     *usage_error = 0;
     if (need_optimizer) {
         if (rl_adamw_init(&c->opt, c->m->n_params, cfg->adam_beta1, cfg->adam_beta2, cfg->adam_eps,
-                          cfg->weight_decay, e) != 0 ||
-            model_alloc_grads(c->m, e) != 0)
+                          cfg->weight_decay, e) != 0)
+            goto fail;
+        if (strcmp(cfg->device, "cuda") == 0) {
+            if (open_gpu(c, response_key != NULL, e) != 0) goto fail;
+        } else if (model_alloc_grads(c->m, e) != 0)
             goto fail;
         c->sched = (rl_lr_schedule){.kind = (rl_lr_kind)rl_lr_kind_parse(cfg->lr_schedule),
                                     .peak = cfg->learning_rate, .warmup = cfg->warmup_steps,
@@ -329,6 +388,7 @@ int rl_ctx_open(rl_ctx *c, const rlvr_config *cfg, const char *config_lua, const
         if (train && ds_sampler_init(&c->sampler, train->n, cfg->seed, (int)cfg->data_shuffle, e) != 0) goto fail;
         if (resume) {
             if (ckpt_load_state(ckpt_dir, &ck, &c->opt, e) != 0) goto fail;
+            if (c->gpu && gpu_model_optimizer_upload(c->gpu, c->opt.m, c->opt.v, c->opt.step, e) != 0) goto fail;
             if (train && ds_sampler_seek(&c->sampler, ck.epoch, (size_t)ck.cursor, e) != 0) goto fail;
             c->step = ck.step;
         }
@@ -354,6 +414,8 @@ void rl_ctx_close(rl_ctx *c, const char *status) {
     rw_scorer_free(c->scorer);
     prompts_free(c->train_prompts, c->n_train_prompts);
     prompts_free(c->eval_prompts, c->n_eval_prompts);
+    gpu_model_free(c->gpu);
+    gpu_model_free(c->gpu_ref);
     model_free(c->m);
     model_free(c->ref);
     tok_free(c->tok);
@@ -364,7 +426,39 @@ void rl_ctx_close(rl_ctx *c, const char *status) {
     memset(c, 0, sizeof *c);
 }
 
+int rl_ctx_zero_grads(rl_ctx *c, rlvr_err *e) {
+    if (c->gpu) return gpu_model_zero_grads(c->gpu, e);
+    model_zero_grads(c->m);
+    return 0;
+}
+
+int rl_ctx_clip_grads(rl_ctx *c, double *norm, rlvr_err *e) {
+    if (c->gpu) return gpu_model_clip_grad_norm(c->gpu, c->cfg->max_grad_norm, norm, e);
+    *norm = rl_clip_grad_norm(c->m->grads, c->m->n_params, c->cfg->max_grad_norm);
+    return 0;
+}
+
+int rl_ctx_optimizer_step(rl_ctx *c, double lr, rlvr_err *e) {
+    if (!c->gpu) {
+        rl_adamw_step(&c->opt, c->m->params, c->m->grads, lr);
+        return 0;
+    }
+    if (gpu_model_adamw_step(c->gpu, lr, e) != 0) return -1;
+    c->opt.step++; /* the host m and v are refreshed only for checkpoints (rl_ctx_checkpoint) */
+    /* Rollouts and evaluation still run on the CPU model (the GPU generation engine is
+     * issue 8's), so it receives the updated weights after every optimizer step: the next
+     * samples come from the policy just trained. */
+    return gpu_model_download(c->gpu, c->m, e);
+}
+
 int rl_ctx_checkpoint(rl_ctx *c, rlvr_err *e) {
+    if (c->gpu) { /* the device holds the current weights and AdamW state: bring them home first */
+        long long step = 0;
+        if (gpu_model_download(c->gpu, c->m, e) != 0 ||
+            gpu_model_optimizer_download(c->gpu, c->opt.m, c->opt.v, &step, e) != 0)
+            return err_prefix(e, "checkpoint");
+        c->opt.step = step;
+    }
     ckpt_state st = {.step = c->step, .epoch = c->sampler.epoch, .cursor = (int64_t)c->sampler.cursor,
                      .run_id = c->run_id, .policy_version = c->step};
     return ckpt_save(c->run_dir, c->m, &c->opt, &st, (int)c->cfg->keep_checkpoints, e);

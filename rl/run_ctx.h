@@ -11,6 +11,7 @@
 #include "config.h"
 #include "dataset.h"
 #include "model.h"
+#include "model_gpu.h"
 #include "optim.h"
 #include "rewards.h"
 #include "sampler.h"
@@ -28,6 +29,10 @@ typedef struct rl_ctx {
     char *run_dir;
     model *m;
     model *ref;           /* frozen reference policy (kl_coef > 0), else NULL */
+    /* device = "cuda": the policy's training copy (weights, gradients, AdamW state) and the
+     * reference's forward-only copy on the GPU. m stays the weights' host copy: rollouts
+     * and evaluation run on it, checkpoints are written from it. */
+    gpu_model *gpu, *gpu_ref;
     tok_tokenizer *tok;
     int *stop_ids;
     int n_stop;
@@ -41,6 +46,7 @@ typedef struct rl_ctx {
     rl_prompt *train_prompts, *eval_prompts; /* encoded once, one per row */
     size_t n_train_prompts, n_eval_prompts;
     int max_prompt;       /* longest encoded prompt */
+    int max_sft_seq;      /* SFT on a GPU: longest prompt + response + end-of-sequence, in tokens */
     FILE *out;
 } rl_ctx;
 
@@ -77,6 +83,13 @@ int rl_grpo_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_ev
 
 /* One SFT step on sft.batch_size rows: mean negative log-likelihood of the response tokens. */
 int rl_sft_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_eval, double *loss, rlvr_err *e);
+
+/* The optimizer's side of a step, on the GPU with device = "cuda", else on the CPU:
+ * zeroing the gradients, clipping them to max_grad_norm (*norm: the norm before), and one
+ * AdamW update at lr (after which the host model holds the new weights either way). */
+int rl_ctx_zero_grads(rl_ctx *c, rlvr_err *e);
+int rl_ctx_clip_grads(rl_ctx *c, double *norm, rlvr_err *e);
+int rl_ctx_optimizer_step(rl_ctx *c, double lr, rlvr_err *e);
 
 /* Writes a checkpoint of the current step. */
 int rl_ctx_checkpoint(rl_ctx *c, rlvr_err *e);

@@ -4,14 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-int rl_seq_batch_init(rl_seq_batch *b, model *m, int max_seqs, int max_len, rlvr_err *e) {
+int rl_seq_batch_init(rl_seq_batch *b, model *m, gpu_model *gpu, int max_seqs, int max_len, rlvr_err *e) {
     memset(b, 0, sizeof *b);
     b->m = m;
+    b->gpu = gpu;
     b->max_seqs = max_seqs;
     b->max_len = max_len;
     size_t n = (size_t)max_seqs * (size_t)max_len;
-    b->kv = model_kv_new(m, max_seqs, max_len, e);
-    if (!b->kv) return -1;
+    if (!gpu && !(b->kv = model_kv_new(m, max_seqs, max_len, e))) return -1;
     b->slots = malloc((size_t)max_seqs * sizeof *b->slots);
     b->n_new = malloc((size_t)max_seqs * sizeof *b->n_new);
     b->tokens = malloc(n * sizeof *b->tokens);
@@ -51,7 +51,7 @@ static int layout(rl_seq_batch *b, const rl_seq *seqs, int n, rlvr_err *e) {
                            seqs[i].n_prompt, seqs[i].n_completion, b->max_len + 1);
         b->slots[i] = i;
         b->n_new[i] = len;
-        model_kv_truncate(b->kv, i, 0);
+        if (b->kv) model_kv_truncate(b->kv, i, 0);
         memcpy(b->tokens + t, seqs[i].ids, (size_t)len * sizeof(int));
         memcpy(b->targets + t, seqs[i].ids + 1, (size_t)len * sizeof(int));
         t += (size_t)len;
@@ -62,8 +62,13 @@ static int layout(rl_seq_batch *b, const rl_seq *seqs, int n, rlvr_err *e) {
 int rl_seq_forward(rl_seq_batch *b, const rl_seq *seqs, int n, int T, float *out_logp, float *out_ent,
                    rlvr_err *e) {
     if (layout(b, seqs, n, e) != 0) return -1;
-    if (model_forward(b->m, b->kv, n, b->slots, b->n_new, b->tokens, e) != 0) return -1;
-    model_logprobs(b->m, b->targets, b->logp, b->ent);
+    b->last_n = 0;
+    if (b->gpu) { /* the sequences packed into one row: tokens and targets are already laid end to end */
+        if (gpu_model_forward(b->gpu, n, b->n_new, b->tokens, b->targets, b->logp, b->ent, e) != 0) return -1;
+    } else {
+        if (model_forward(b->m, b->kv, n, b->slots, b->n_new, b->tokens, e) != 0) return -1;
+        model_logprobs(b->m, b->targets, b->logp, b->ent);
+    }
     size_t t = 0;
     for (int i = 0; i < n; i++) {
         size_t first = t + (size_t)seqs[i].n_prompt - 1;
@@ -91,5 +96,6 @@ int rl_seq_backward(rl_seq_batch *b, const rl_seq *seqs, int n, int T, const flo
         }
         t += (size_t)b->n_new[i];
     }
+    if (b->gpu) return gpu_model_backward(b->gpu, b->dlogp, dent ? b->dent : NULL, e);
     return model_backward(b->m, b->targets, b->dlogp, dent ? b->dent : NULL, e);
 }

@@ -63,11 +63,11 @@ int rl_sft_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_eva
         err_set(e, "out of memory");
         goto done;
     }
-    if (rl_seq_batch_init(&sb, c->m, micro < B ? micro : B, max_len, e) != 0) goto done;
+    if (rl_seq_batch_init(&sb, c->m, c->gpu, micro < B ? micro : B, max_len, e) != 0) goto done;
     /* token_mean: every response token weighs 1 / tokens in the batch. */
     for (int i = 0; i < B; i++)
         for (int t = 0; t < seqs[i].n_completion; t++) dlogp[(size_t)i * T + t] = (float)(-1.0 / (double)tokens);
-    model_zero_grads(c->m);
+    if (rl_ctx_zero_grads(c, e) != 0) goto done;
     double nll = 0;
     for (int i = 0; i < B; i += micro) {
         int n = B - i < micro ? B - i : micro;
@@ -77,14 +77,15 @@ int rl_sft_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_eva
         for (int k = i; k < i + n; k++)
             for (int t = 0; t < seqs[k].n_completion; t++) nll -= logp[(size_t)k * T + t];
     }
-    double gn = rl_clip_grad_norm(c->m->grads, c->m->n_params, cfg->max_grad_norm);
+    double gn = 0;
+    if (rl_ctx_clip_grads(c, &gn, e) != 0) goto done;
     if (!isfinite(gn)) {
         err_set(e, "step %lld: the gradient norm is %g (the loss diverged); lower learning_rate",
                 (long long)c->step + 1, gn);
         goto done;
     }
     double lr = rl_lr_at(&c->sched, c->step);
-    rl_adamw_step(&c->opt, c->m->params, c->m->grads, lr);
+    if (rl_ctx_optimizer_step(c, lr, e) != 0) goto done;
     c->step++;
     double train_s = util_now() - t_start;
     store_metric extra[2];

@@ -37,7 +37,7 @@ grep -q '^passed' "$LOGS/attention_torch.log" || status=1
 if [ $sanitize -eq 1 ]; then
     for t in $tests; do
         tools=memcheck
-        case $t in gpu_test_gemm | gpu_test_lmhead) ;; *) tools="memcheck racecheck" ;; esac
+        case $t in gpu_test_gemm | gpu_test_lmhead | gpu_test_model_gpu) ;; *) tools="memcheck racecheck" ;; esac
         for tool in $tools; do
             timeout 150 compute-sanitizer --tool "$tool" --error-exitcode 9 "$B/tests/$t" > "$LOGS/$tool-$t.log" 2>&1
             rc=$?

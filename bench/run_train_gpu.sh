@@ -1,0 +1,41 @@
+#!/bin/sh
+# run_train_gpu.sh [BUILD_DIR] - GPU training throughput of rlvr beside PyTorch, in one
+# device run: a Release build without BLAS (as tests/gpu/run_on_device.sh makes), then for
+# Qwen2.5-0.5B and -1.5B shapes bench/bench_train_gpu and tests/reference/bench_torch_train.py
+# alternately, each over sequence lengths 1024 and 4096 at 8192 tokens per step (2 warm-up
+# and 5 timed steps), then the ratios rlvr / PyTorch of tokens/s and of peak memory.
+#   usage, from the repo root on the GPU machine with .deps carried:
+#     sh bench/run_train_gpu.sh [BUILD_DIR]
+# Logs go to $OUT when set (the device tool's return folder), else BUILD_DIR/logs.
+set -u
+B=${1:-/tmp/b}
+LOGS=${OUT:-$B/logs}
+mkdir -p "$LOGS"
+nvidia-smi -L
+if [ ! -x "$B/bench/bench_train_gpu" ]; then
+    cmake -S . -B "$B" -G Ninja -DCMAKE_PREFIX_PATH="$PWD/.deps/usr" -DRLVR_BLAS=OFF -DCMAKE_BUILD_TYPE=Release \
+        > "$LOGS/configure.log" 2>&1 || { tail -20 "$LOGS/configure.log"; exit 1; }
+    cmake --build "$B" --target bench_train_gpu > "$LOGS/build.log" 2>&1 || { tail -40 "$LOGS/build.log"; exit 1; }
+fi
+R="$LOGS/train_bench.log"
+: > "$R"
+for model in 0.5b 1.5b; do
+    "$B/bench/bench_train_gpu" --model $model --seqs 1024,4096 --tokens 8192 --steps 5 --warmup 2 2>&1 | tee -a "$R"
+    python3 tests/reference/bench_torch_train.py $model 1024,4096 8192 5 2 2>&1 | grep -v Warning | tee -a "$R"
+done
+echo "ratios rlvr / torch (tokens/s higher is better; memory lower is better):"
+awk '/^RESULT/ {
+        for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+        key = f["model"] " L=" f["seq"] " B=" f["batch"]
+        tps[f["impl"], key] = f["tokens_per_s"]; mem[f["impl"], key] = f["mem_gib"]; mfu[f["impl"], key] = f["mfu"]
+        if (!(key in seen)) { seen[key] = 1; order[n++] = key }
+     }
+     END {
+        for (i = 0; i < n; i++) {
+            k = order[i]
+            a = tps["rlvr", k]; b = tps["torch", k]
+            printf "  %-18s tokens/s %9.0f vs %9.0f (x%.2f)  MFU %5.1f%% vs %5.1f%%  memory %6.2f vs %6.2f GiB (x%.2f)\n",
+                k, a, b, (b > 0 ? a / b : 0), 100 * mfu["rlvr", k], 100 * mfu["torch", k], mem["rlvr", k],
+                mem["torch", k], (mem["torch", k] > 0 ? mem["rlvr", k] / mem["torch", k] : 0)
+        }
+     }' "$R"

@@ -1,0 +1,664 @@
+/* model_gpu.c - the transformer's training pass on the GPU: which kernel runs when, per
+ * layer, in the order core/model.c's model_forward and model_backward do the same
+ * arithmetic on the CPU (which is what tests/gpu/test_model_gpu.c compares against).
+ * Every launch goes to the default stream, so host copies (cudaMemcpy) order with them. */
+#include "model_gpu.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_ops.h"
+
+/* The LM head runs on row blocks of at most LM_ROWS tokens and vocabulary chunks of
+ * LM_CHUNK entries: its workspace holds one [LM_ROWS, LM_CHUNK] block of fp32 logits
+ * (64 MiB), whatever the micro-batch. */
+enum { LM_ROWS = 2048, LM_CHUNK = 8192 };
+/* kern_blas_new's cuBLASLt workspace (kernels.h), counted in the plan. */
+#define BLAS_WORKSPACE ((size_t)32 << 20)
+/* Left free beyond the plan: the CUDA runtime's lazily loaded modules and cuBLASLt's
+ * own small allocations. */
+#define HEADROOM ((size_t)256 << 20)
+
+/* One layer's saved activations (model.c's model_acts, for one layer). q and k are after
+ * qk-norm and RoPE; q_raw and k_raw (qk_norm only) are the projections before them. */
+typedef struct gm_slot {
+    float *rstd1, *rstd2;       /* [T] */
+    float *q_rstd, *k_rstd;     /* [T, H], [T, KV] (qk_norm) */
+    float *lse;                 /* [T, H] */
+    void *xn1, *x_mid, *xn2;    /* [T, C] */
+    void *q_raw, *q, *att;      /* [T, H*D] (q_raw: qk_norm) */
+    void *k_raw, *k, *v;        /* [T, KV*D] (k_raw: qk_norm) */
+    void *gate, *up, *h;        /* [T, I] */
+} gm_slot;
+
+/* Device buffers carved from the activation and workspace allocations. */
+typedef struct gm_bufs {
+    /* activations */
+    void *x;          /* [L+1, T, C] the residual stream entering each layer (2 ping-pong rows forward-only) */
+    void *xnf;        /* [T, C] final normalized hidden states */
+    float *rstdf;     /* [T] */
+    /* workspace */
+    void *tmp;        /* [T, C] attention and MLP outputs before their residual add */
+    void *dx, *dxn;   /* [T, C] d residual stream, d normalized input */
+    float *dxnf;      /* [T, C] fp32: the LM head's gradient into the final norm */
+    void *dh, *dgate, *dup;            /* [T, I] */
+    void *datt, *dq, *dq_raw;          /* [T, H*D] */
+    void *dk, *dv, *dk_raw;            /* [T, KV*D] */
+    void *norm_scratch, *att_scratch, *lm_ws, *clip_ws;
+    float *inv_freq;                   /* [D/2] */
+    float *logz, *logp, *ent, *dlogp, *dent; /* [T] */
+    int *tokens, *targets, *pos;       /* [T] */
+    int *cu;                           /* [S+1] */
+    int *order, *starts, *unique;      /* [T], [T+1], [T] embedding backward's row groups */
+} gm_bufs;
+
+/* Device pointers of one layer's weights (working copy) and gradients. */
+#define GM_LAYER_FIELDS(X)                                                                                             \
+    X(input_norm) X(wq) X(bq) X(wk) X(bk) X(wv) X(bv) X(q_norm) X(k_norm) X(wo) X(bo) X(post_norm) X(w_gate) X(w_up)  \
+        X(w_down)
+typedef struct gm_layer {
+#define X(f) void *f;
+    GM_LAYER_FIELDS(X)
+#undef X
+} gm_layer;
+typedef struct gm_layer_grad {
+#define X(f) float *f;
+    GM_LAYER_FIELDS(X)
+#undef X
+} gm_layer_grad;
+
+struct gpu_model {
+    model_config cfg;
+    gpu_model_opts o;
+    gpu_mem_plan plan;
+    size_t n_params, dsz;
+    kern_blas *blas;
+    float *master;      /* [n_params] fp32 (train, or the working copy itself in fp32) */
+    void *work;         /* [n_params] what the kernels read: == master in fp32 */
+    float *grads, *m, *v;
+    void *act_mem, *ws_mem;
+    gm_bufs b;
+    gm_slot *slots;     /* [n_slots]: L when every layer is kept, else 1 */
+    int n_slots;
+    gm_layer *w;        /* [L] */
+    gm_layer_grad *gw;  /* [L] (train) */
+    void *embed, *final_norm, *lm_head;
+    float *g_embed, *g_final_norm, *g_lm_head;
+    long long opt_step;
+    /* the last forward */
+    int T, n_seqs, max_seqlen, n_unique, have_forward;
+    int *h_pos, *h_cu, *h_order, *h_starts, *h_unique; /* host staging */
+};
+
+/* ---- the plan ---------------------------------------------------------------------------- */
+
+size_t gpu_model_param_count(const model_config *c) {
+    size_t C = (size_t)c->hidden, D = (size_t)c->head_dim, HD = (size_t)c->heads * D,
+           KVD = (size_t)c->kv_heads * D, I = (size_t)c->intermediate, V = (size_t)c->vocab;
+    size_t layer = C + HD * C + 2 * KVD * C + C * HD + C + 3 * I * C;
+    if (c->qkv_bias) layer += HD + 2 * KVD;
+    if (c->o_bias) layer += C;
+    if (c->qk_norm) layer += 2 * D;
+    return V * C + (size_t)c->layers * layer + C + (c->tie_embeddings ? 0 : V * C);
+}
+
+typedef struct bump {
+    char *base; /* NULL: only count */
+    size_t off;
+} bump;
+
+/* Takes `bytes` (rounded up to 256, cuBLASLt's preferred alignment) from b. */
+static void *take(bump *b, size_t bytes) {
+    size_t at = b->off;
+    b->off += (bytes + 255) & ~(size_t)255;
+    return b->base ? b->base + at : NULL;
+}
+
+static int n_slots_of(const model_config *c, const gpu_model_opts *o) {
+    return o->train && !o->recompute ? c->layers : 1;
+}
+
+/* Carves the activation (act) and workspace (ws) allocations; with NULL bases it only
+ * counts their bytes. slots has n_slots_of entries, or is NULL when counting. */
+static void layout(const model_config *c, const gpu_model_opts *o, gm_bufs *b, gm_slot *slots, bump *act, bump *ws) {
+    size_t T = (size_t)o->max_tokens, S = (size_t)o->max_seqs, C = (size_t)c->hidden, D = (size_t)c->head_dim,
+           H = (size_t)c->heads, KV = (size_t)c->kv_heads, HD = H * D, KVD = KV * D, I = (size_t)c->intermediate,
+           L = (size_t)c->layers, dsz = kern_dtype_size(o->dtype), f4 = sizeof(float), i4 = sizeof(int);
+    int qk = c->qk_norm;
+    b->x = take(act, (o->train ? L + 1 : 2) * T * C * dsz);
+    b->xnf = take(act, T * C * dsz);
+    b->rstdf = take(act, T * f4);
+    int n = n_slots_of(c, o);
+    for (int l = 0; l < n; l++) {
+        gm_slot dummy, *s = slots ? &slots[l] : &dummy;
+        memset(s, 0, sizeof *s);
+        s->rstd1 = take(act, T * f4);
+        s->rstd2 = take(act, T * f4);
+        if (qk) {
+            s->q_rstd = take(act, T * H * f4);
+            s->k_rstd = take(act, T * KV * f4);
+            s->q_raw = take(act, T * HD * dsz);
+            s->k_raw = take(act, T * KVD * dsz);
+        }
+        s->lse = take(act, T * H * f4);
+        s->xn1 = take(act, T * C * dsz);
+        s->x_mid = take(act, T * C * dsz);
+        s->xn2 = take(act, T * C * dsz);
+        s->q = take(act, T * HD * dsz);
+        s->att = take(act, T * HD * dsz);
+        s->k = take(act, T * KVD * dsz);
+        s->v = take(act, T * KVD * dsz);
+        s->gate = take(act, T * I * dsz);
+        s->up = take(act, T * I * dsz);
+        s->h = take(act, T * I * dsz);
+    }
+    b->tmp = take(ws, T * C * dsz);
+    b->inv_freq = take(ws, (D / 2) * f4);
+    b->logz = take(ws, T * f4);
+    b->logp = take(ws, T * f4);
+    b->ent = take(ws, T * f4);
+    b->tokens = take(ws, T * i4);
+    b->targets = take(ws, T * i4);
+    b->pos = take(ws, T * i4);
+    b->cu = take(ws, (S + 1) * i4);
+    int lm_rows = o->max_tokens < LM_ROWS ? o->max_tokens : LM_ROWS;
+    int lm_chunk = c->vocab < LM_CHUNK ? c->vocab : LM_CHUNK;
+    b->lm_ws = take(ws, kern_lmhead_workspace(o->dtype, lm_rows, lm_chunk));
+    if (!o->train) return;
+    b->dx = take(ws, T * C * dsz);
+    b->dxn = take(ws, T * C * dsz);
+    b->dxnf = take(ws, T * C * f4);
+    b->dh = take(ws, T * I * dsz);
+    b->dgate = take(ws, T * I * dsz);
+    b->dup = take(ws, T * I * dsz);
+    b->datt = take(ws, T * HD * dsz);
+    b->dq = take(ws, T * HD * dsz);
+    b->dk = take(ws, T * KVD * dsz);
+    b->dv = take(ws, T * KVD * dsz);
+    b->dq_raw = qk ? take(ws, T * HD * dsz) : NULL;
+    b->dk_raw = qk ? take(ws, T * KVD * dsz) : NULL;
+    size_t ns = kern_rmsnorm_backward_scratch(o->max_tokens, c->hidden);
+    if (qk) {
+        size_t q = kern_rmsnorm_backward_scratch(o->max_tokens * c->heads, c->head_dim);
+        ns = q > ns ? q : ns;
+    }
+    b->norm_scratch = take(ws, ns);
+    b->att_scratch = take(ws, kern_attention_backward_scratch(o->max_tokens, c->heads));
+    b->clip_ws = take(ws, kern_clip_grad_norm_workspace());
+    b->dlogp = take(ws, T * f4);
+    b->dent = take(ws, T * f4);
+    b->order = take(ws, T * i4);
+    b->starts = take(ws, (T + 1) * i4);
+    b->unique = take(ws, T * i4);
+}
+
+void gpu_mem_plan_compute(const model_config *c, const gpu_model_opts *o, gpu_mem_plan *p) {
+    memset(p, 0, sizeof *p);
+    size_t n = gpu_model_param_count(c), dsz = kern_dtype_size(o->dtype);
+    p->n_params = n;
+    /* fp32: the master weights are what the kernels read; bf16: a bf16 working copy, plus
+     * the fp32 master when training */
+    p->weights = o->dtype == KERN_F32 ? n * 4 : n * dsz + (o->train ? n * 4 : 0);
+    p->grads = o->train ? n * 4 : 0;
+    p->optimizer = o->train ? 2 * n * 4 : 0;
+    gm_bufs b;
+    bump act = {NULL, 0}, ws = {NULL, 0};
+    layout(c, o, &b, NULL, &act, &ws);
+    p->activations = act.off;
+    p->workspace = ws.off + BLAS_WORKSPACE;
+    p->headroom = HEADROOM;
+    p->total = p->weights + p->grads + p->optimizer + p->activations + p->workspace + p->headroom;
+}
+
+static double gib(size_t b) { return (double)b / (double)((size_t)1 << 30); }
+
+/* "12.345 GiB", or "12.3 MiB" below a GiB. */
+static const char *size_str(size_t b, char *buf, size_t n) {
+    if (b >= ((size_t)1 << 30)) snprintf(buf, n, "%9.3f GiB", gib(b));
+    else snprintf(buf, n, "%9.1f MiB", (double)b / (double)((size_t)1 << 20));
+    return buf;
+}
+
+void gpu_mem_plan_format(const gpu_mem_plan *p, char *buf, size_t n) {
+    char s[7][32];
+    snprintf(buf, n,
+             "GPU memory plan (%zu parameters):\n"
+             "  weights      %s\n"
+             "  gradients    %s\n"
+             "  optimizer    %s\n"
+             "  activations  %s\n"
+             "  workspace    %s\n"
+             "  headroom     %s\n"
+             "  total        %s\n",
+             p->n_params, size_str(p->weights, s[0], 32), size_str(p->grads, s[1], 32),
+             size_str(p->optimizer, s[2], 32), size_str(p->activations, s[3], 32), size_str(p->workspace, s[4], 32),
+             size_str(p->headroom, s[5], 32), size_str(p->total, s[6], 32));
+}
+
+int gpu_mem_plan_check(const gpu_mem_plan *p, const gpu_model_opts *o, size_t free_bytes, size_t total_bytes,
+                       rlvr_err *e) {
+    if (p->total <= free_bytes) return 0;
+    char hint[256];
+    if (p->weights + p->grads + p->optimizer + p->headroom + BLAS_WORKSPACE > free_bytes)
+        snprintf(hint, sizeof hint, "the weights, gradients and optimizer state alone do not fit: use a smaller model "
+                                    "or a GPU with more memory");
+    else
+        snprintf(hint, sizeof hint, "lower micro_batch_size or the sequence length (now %d tokens per micro-batch)%s",
+                 o->max_tokens, o->recompute || !o->train ? "" : ", or set train.recompute = true");
+    return err_set(e,
+                   "GPU memory plan needs %.2f GiB (weights %.2f, gradients %.2f, optimizer %.2f, activations %.2f, "
+                   "workspace %.2f, headroom %.2f GiB) but only %.2f GiB of the device's %.2f GiB is free; %s",
+                   gib(p->total), gib(p->weights), gib(p->grads), gib(p->optimizer), gib(p->activations),
+                   gib(p->workspace), gib(p->headroom), gib(free_bytes), gib(total_bytes), hint);
+}
+
+/* ---- construction -------------------------------------------------------------------------- */
+
+const gpu_mem_plan *gpu_model_plan(const gpu_model *g) { return &g->plan; }
+
+void gpu_model_free(gpu_model *g) {
+    if (!g) return;
+    kern_blas_free(g->blas);
+    if (g->work != (void *)g->master) kern_free(g->work);
+    kern_free(g->master);
+    kern_free(g->grads);
+    kern_free(g->m);
+    kern_free(g->v);
+    kern_free(g->act_mem);
+    kern_free(g->ws_mem);
+    free(g->slots);
+    free(g->w);
+    free(g->gw);
+    free(g->h_pos);
+    free(g->h_cu);
+    free(g->h_order);
+    free(g->h_starts);
+    free(g->h_unique);
+    free(g);
+}
+
+/* A host parameter pointer of m as the device working copy / gradient at the same offset. */
+static void *dev_w(const gpu_model *g, const model *m, const float *p) {
+    return p ? (char *)g->work + (size_t)(p - m->params) * g->dsz : NULL;
+}
+static float *dev_g(const gpu_model *g, const model *m, const float *p) {
+    return p && g->grads ? g->grads + (p - m->params) : NULL;
+}
+
+static int same_config(const gpu_model *g, const model *m, rlvr_err *e) {
+    if (m->n_params != g->n_params || m->cfg.hidden != g->cfg.hidden || m->cfg.layers != g->cfg.layers ||
+        m->cfg.vocab != g->cfg.vocab)
+        return err_set(e, "GPU model: the host model has %zu parameters, the GPU model %zu", m->n_params, g->n_params);
+    return 0;
+}
+
+gpu_model *gpu_model_new(const model *m, const gpu_model_opts *o, rlvr_err *e) {
+    const model_config *c = &m->cfg;
+    if (o->dtype != KERN_F32 && o->dtype != KERN_BF16) {
+        err_set(e, "GPU model: unknown dtype %d", (int)o->dtype);
+        return NULL;
+    }
+    if (o->max_tokens < 1 || o->max_seqs < 1 || o->max_seqs > o->max_tokens) {
+        err_set(e, "GPU model: a micro-batch of %d tokens in %d sequences", o->max_tokens, o->max_seqs);
+        return NULL;
+    }
+    if (gpu_model_param_count(c) != m->n_params) {
+        err_set(e, "GPU model: the config gives %zu parameters, the model holds %zu", gpu_model_param_count(c),
+                m->n_params);
+        return NULL;
+    }
+    if (kern_device_count(e) <= 0) return NULL;
+    kern_device_info info;
+    if (kern_device_info_get(0, &info, e) != 0) return NULL;
+    gpu_model *g = calloc(1, sizeof *g);
+    if (!g) {
+        err_set(e, "out of memory");
+        return NULL;
+    }
+    g->cfg = *c;
+    g->o = *o;
+    g->n_params = m->n_params;
+    g->dsz = kern_dtype_size(o->dtype);
+    gpu_mem_plan_compute(c, o, &g->plan);
+    if (gpu_mem_plan_check(&g->plan, o, info.free_memory, info.total_memory, e) != 0) {
+        err_prefix(e, "%s", info.name);
+        gpu_model_free(g);
+        return NULL;
+    }
+    int L = c->layers;
+    g->n_slots = n_slots_of(c, o);
+    g->slots = calloc((size_t)g->n_slots, sizeof *g->slots);
+    g->w = calloc((size_t)L, sizeof *g->w);
+    g->gw = calloc((size_t)L, sizeof *g->gw);
+    size_t T = (size_t)o->max_tokens;
+    g->h_pos = malloc(T * sizeof(int));
+    g->h_cu = malloc(((size_t)o->max_seqs + 1) * sizeof(int));
+    g->h_order = malloc(T * sizeof(int));
+    g->h_starts = malloc((T + 1) * sizeof(int));
+    g->h_unique = malloc(T * sizeof(int));
+    if (!g->slots || !g->w || !g->gw || !g->h_pos || !g->h_cu || !g->h_order || !g->h_starts || !g->h_unique) {
+        err_set(e, "out of memory");
+        gpu_model_free(g);
+        return NULL;
+    }
+    size_t n = g->n_params;
+    int ok = 1;
+    if (o->dtype == KERN_F32 || o->train) ok = ok && (g->master = kern_malloc(n * 4, e)) != NULL;
+    if (ok) g->work = o->dtype == KERN_F32 ? (void *)g->master : kern_malloc(n * g->dsz, e);
+    ok = ok && g->work;
+    if (ok && o->train) {
+        ok = (g->grads = kern_malloc(n * 4, e)) && (g->m = kern_malloc(n * 4, e)) && (g->v = kern_malloc(n * 4, e));
+    }
+    bump act = {NULL, 0}, ws = {NULL, 0};
+    layout(c, o, &g->b, NULL, &act, &ws);
+    ok = ok && (g->act_mem = kern_malloc(act.off, e)) && (g->ws_mem = kern_malloc(ws.off, e));
+    ok = ok && (g->blas = kern_blas_new(e));
+    if (!ok) {
+        err_prefix(e, "GPU model (planned %.2f GiB)", gib(g->plan.total));
+        gpu_model_free(g);
+        return NULL;
+    }
+    act = (bump){g->act_mem, 0};
+    ws = (bump){g->ws_mem, 0};
+    layout(c, o, &g->b, g->slots, &act, &ws);
+    for (int l = 0; l < L; l++) {
+        const model_layer *hl = &m->layer[l];
+#define X(f) g->w[l].f = dev_w(g, m, hl->f), g->gw[l].f = dev_g(g, m, hl->f);
+        GM_LAYER_FIELDS(X)
+#undef X
+    }
+    g->embed = dev_w(g, m, m->embed);
+    g->final_norm = dev_w(g, m, m->final_norm);
+    g->lm_head = dev_w(g, m, m->lm_head);
+    g->g_embed = dev_g(g, m, m->embed);
+    g->g_final_norm = dev_g(g, m, m->final_norm);
+    g->g_lm_head = dev_g(g, m, m->lm_head); /* == g_embed when tied: both gradients add there */
+    if (kern_memcpy_h2d(g->b.inv_freq, m->inv_freq, (size_t)(c->head_dim / 2) * sizeof(float), e) != 0 ||
+        gpu_model_upload(g, m, e) != 0 ||
+        (o->train && (kern_memzero(g->grads, n * 4, NULL, e) != 0 || kern_memzero(g->m, n * 4, NULL, e) != 0 ||
+                      kern_memzero(g->v, n * 4, NULL, e) != 0))) {
+        gpu_model_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+/* ---- parameters and optimizer state ------------------------------------------------------------ */
+
+int gpu_model_upload(gpu_model *g, const model *m, rlvr_err *e) {
+    if (same_config(g, m, e) != 0) return -1;
+    size_t n = g->n_params;
+    if (g->master) {
+        if (kern_memcpy_h2d(g->master, m->params, n * 4, e) != 0) return -1;
+        if (g->work != (void *)g->master && kern_cast(g->o.dtype, g->work, KERN_F32, g->master, n, NULL, e) != 0)
+            return -1;
+        return 0;
+    }
+    /* forward-only bf16: no master; round on the host in chunks (as kern_cast would) */
+    uint16_t *tmp = malloc(((size_t)1 << 20) * sizeof *tmp);
+    if (!tmp) return err_set(e, "out of memory");
+    for (size_t i0 = 0; i0 < n; i0 += (size_t)1 << 20) {
+        size_t k = n - i0 < ((size_t)1 << 20) ? n - i0 : ((size_t)1 << 20);
+        for (size_t i = 0; i < k; i++) {
+            uint32_t bits;
+            memcpy(&bits, &m->params[i0 + i], 4);
+            tmp[i] = (bits & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((bits >> 16) | 0x40)
+                                                         : (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+        }
+        if (kern_memcpy_h2d((char *)g->work + i0 * 2, tmp, k * 2, e) != 0) {
+            free(tmp);
+            return -1;
+        }
+    }
+    free(tmp);
+    return 0;
+}
+
+int gpu_model_download(gpu_model *g, model *m, rlvr_err *e) {
+    if (same_config(g, m, e) != 0) return -1;
+    if (!g->master) return err_set(e, "GPU model: a forward-only bf16 model keeps no fp32 weights to download");
+    return kern_memcpy_d2h(m->params, g->master, g->n_params * 4, e);
+}
+
+int gpu_model_download_grads(gpu_model *g, float *grads, rlvr_err *e) {
+    if (!g->grads) return err_set(e, "GPU model: forward-only, no gradients");
+    return kern_memcpy_d2h(grads, g->grads, g->n_params * 4, e);
+}
+
+int gpu_model_zero_grads(gpu_model *g, rlvr_err *e) {
+    if (!g->grads) return err_set(e, "GPU model: forward-only, no gradients");
+    return kern_memzero(g->grads, g->n_params * 4, NULL, e);
+}
+
+int gpu_model_clip_grad_norm(gpu_model *g, double max_norm, double *norm, rlvr_err *e) {
+    if (!g->grads) return err_set(e, "GPU model: forward-only, no gradients");
+    double nh = 0;
+    if (kern_clip_grad_norm(g->grads, g->n_params, max_norm, g->b.clip_ws, &nh, NULL, e) != 0) return -1;
+    if (norm) *norm = nh;
+    return 0;
+}
+
+int gpu_model_adamw_step(gpu_model *g, double lr, rlvr_err *e) {
+    if (!g->grads) return err_set(e, "GPU model: forward-only, no optimizer");
+    g->opt_step++;
+    void *work16 = g->work != (void *)g->master ? g->work : NULL;
+    return kern_adamw_step(g->master, work16, g->grads, g->m, g->v, g->n_params, g->opt_step, lr, g->o.beta1,
+                           g->o.beta2, g->o.eps, g->o.weight_decay, NULL, e);
+}
+
+int gpu_model_optimizer_upload(gpu_model *g, const float *m, const float *v, long long step, rlvr_err *e) {
+    if (!g->grads) return err_set(e, "GPU model: forward-only, no optimizer");
+    if (kern_memcpy_h2d(g->m, m, g->n_params * 4, e) != 0 || kern_memcpy_h2d(g->v, v, g->n_params * 4, e) != 0)
+        return -1;
+    g->opt_step = step;
+    return 0;
+}
+
+int gpu_model_optimizer_download(gpu_model *g, float *m, float *v, long long *step, rlvr_err *e) {
+    if (!g->grads) return err_set(e, "GPU model: forward-only, no optimizer");
+    if (kern_memcpy_d2h(m, g->m, g->n_params * 4, e) != 0 || kern_memcpy_d2h(v, g->v, g->n_params * 4, e) != 0)
+        return -1;
+    *step = g->opt_step;
+    return 0;
+}
+
+/* ---- forward ---------------------------------------------------------------------------------- */
+
+#define TRY(call)                                                                                                      \
+    do {                                                                                                               \
+        if ((call) != 0) return -1;                                                                                    \
+    } while (0)
+
+/* Element i of a dtype-dt buffer. */
+static void *at(const gpu_model *g, void *p, size_t i) { return (char *)p + i * g->dsz; }
+
+/* The residual stream entering layer l (l = L: leaving the last layer). */
+static void *x_of(const gpu_model *g, int l) {
+    size_t row = g->o.train ? (size_t)l : (size_t)(l % 2);
+    return at(g, g->b.x, row * (size_t)g->o.max_tokens * g->cfg.hidden);
+}
+
+static gm_slot *slot_of(const gpu_model *g, int l) { return &g->slots[g->n_slots == 1 ? 0 : l]; }
+
+/* Layer l forward from x_in into slot s; x_out (may be NULL: recomputation, where the
+ * layer's output is already kept) gets x_mid + MLP. The same calls in the same order
+ * whether it runs in the forward pass or recomputes before backward. */
+static int layer_forward(gpu_model *g, int l, const void *x_in, gm_slot *s, void *x_out, rlvr_err *e) {
+    const model_config *c = &g->cfg;
+    const gm_layer *w = &g->w[l];
+    kern_dtype dt = g->o.dtype;
+    int T = g->T, C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D,
+        I = c->intermediate;
+    float eps = c->rms_eps;
+    kern_blas *bl = g->blas;
+    void *q_dst = c->qk_norm ? s->q_raw : s->q, *k_dst = c->qk_norm ? s->k_raw : s->k;
+    TRY(kern_rmsnorm_forward(dt, s->xn1, s->rstd1, x_in, w->input_norm, T, C, eps, NULL, e));
+    TRY(kern_matmul_forward(bl, dt, q_dst, s->xn1, w->wq, w->bq, T, C, HD, NULL, e));
+    TRY(kern_matmul_forward(bl, dt, k_dst, s->xn1, w->wk, w->bk, T, C, KVD, NULL, e));
+    TRY(kern_matmul_forward(bl, dt, s->v, s->xn1, w->wv, w->bv, T, C, KVD, NULL, e));
+    if (c->qk_norm) { /* per-head RMSNorm: T*H rows of D */
+        TRY(kern_rmsnorm_forward(dt, s->q, s->q_rstd, s->q_raw, w->q_norm, T * H, D, eps, NULL, e));
+        TRY(kern_rmsnorm_forward(dt, s->k, s->k_rstd, s->k_raw, w->k_norm, T * KV, D, eps, NULL, e));
+    }
+    TRY(kern_rope_forward(dt, s->q, g->b.inv_freq, g->b.pos, T, H, D, NULL, e));
+    TRY(kern_rope_forward(dt, s->k, g->b.inv_freq, g->b.pos, T, KV, D, NULL, e));
+    TRY(kern_attention_forward(dt, s->att, s->lse, s->q, s->k, s->v, g->b.cu, g->n_seqs, g->max_seqlen, H, KV, D,
+                               NULL, e));
+    TRY(kern_matmul_forward(bl, dt, g->b.tmp, s->att, w->wo, w->bo, T, HD, C, NULL, e));
+    /* x_mid = x + attention, then xn2 = rmsnorm(x_mid), in one pass */
+    TRY(kern_residual_rmsnorm_forward(dt, s->x_mid, s->xn2, s->rstd2, x_in, g->b.tmp, w->post_norm, T, C, eps, NULL,
+                                      e));
+    TRY(kern_matmul_forward(bl, dt, s->gate, s->xn2, w->w_gate, NULL, T, C, I, NULL, e));
+    TRY(kern_matmul_forward(bl, dt, s->up, s->xn2, w->w_up, NULL, T, C, I, NULL, e));
+    TRY(kern_swiglu_forward(dt, s->h, s->gate, s->up, (size_t)T * I, NULL, e));
+    if (!x_out) return 0;
+    TRY(kern_matmul_forward(bl, dt, g->b.tmp, s->h, w->w_down, NULL, T, I, C, NULL, e));
+    return kern_residual_add(dt, x_out, s->x_mid, g->b.tmp, (size_t)T * C, NULL, e);
+}
+
+int gpu_model_forward(gpu_model *g, int n_seqs, const int *seq_len, const int *tokens, const int *targets,
+                      float *logp, float *entropy, rlvr_err *e) {
+    const model_config *c = &g->cfg;
+    g->have_forward = 0;
+    if (n_seqs < 1 || n_seqs > g->o.max_seqs)
+        return err_set(e, "GPU forward: %d sequences (the micro-batch holds 1 to %d)", n_seqs, g->o.max_seqs);
+    int T = 0, max_len = 0;
+    for (int i = 0; i < n_seqs; i++) {
+        if (seq_len[i] < 1) return err_set(e, "GPU forward: sequence %d has no tokens", i);
+        if (c->sliding_window && seq_len[i] > c->sliding_window)
+            return err_set(e, "GPU forward: sequence %d: %d positions exceed the sliding window (%d), which is not "
+                              "supported", i, seq_len[i], c->sliding_window);
+        if (seq_len[i] > g->o.max_tokens - T)
+            return err_set(e, "GPU forward: more than the %d tokens of the micro-batch's plan", g->o.max_tokens);
+        g->h_cu[i] = T;
+        for (int k = 0; k < seq_len[i]; k++) g->h_pos[T + k] = k;
+        T += seq_len[i];
+        if (seq_len[i] > max_len) max_len = seq_len[i];
+    }
+    g->h_cu[n_seqs] = T;
+    for (int t = 0; t < T; t++) {
+        if (tokens[t] < 0 || tokens[t] >= c->vocab)
+            return err_set(e, "GPU forward: token %d is id %d, outside the vocabulary [0, %d)", t, tokens[t], c->vocab);
+        if (targets[t] < 0 || targets[t] >= c->vocab)
+            return err_set(e, "GPU forward: target %d is id %d, outside the vocabulary [0, %d)", t, targets[t],
+                           c->vocab);
+    }
+    g->T = T;
+    g->n_seqs = n_seqs;
+    g->max_seqlen = max_len;
+    gm_bufs *b = &g->b;
+    TRY(kern_memcpy_h2d(b->tokens, tokens, (size_t)T * sizeof(int), e));
+    TRY(kern_memcpy_h2d(b->targets, targets, (size_t)T * sizeof(int), e));
+    TRY(kern_memcpy_h2d(b->pos, g->h_pos, (size_t)T * sizeof(int), e));
+    TRY(kern_memcpy_h2d(b->cu, g->h_cu, ((size_t)n_seqs + 1) * sizeof(int), e));
+    if (g->o.train) { /* the embedding backward's row groups, fixed by the tokens alone */
+        g->n_unique = embedding_group_rows(tokens, T, g->h_order, g->h_starts, g->h_unique);
+        if (g->n_unique < 0) return err_set(e, "out of memory");
+        TRY(kern_memcpy_h2d(b->order, g->h_order, (size_t)T * sizeof(int), e));
+        TRY(kern_memcpy_h2d(b->starts, g->h_starts, ((size_t)g->n_unique + 1) * sizeof(int), e));
+        TRY(kern_memcpy_h2d(b->unique, g->h_unique, (size_t)g->n_unique * sizeof(int), e));
+    }
+    kern_dtype dt = g->o.dtype;
+    int C = c->hidden, L = c->layers;
+    TRY(kern_embedding_forward(dt, x_of(g, 0), g->embed, b->tokens, T, C, NULL, e));
+    for (int l = 0; l < L; l++) TRY(layer_forward(g, l, x_of(g, l), slot_of(g, l), x_of(g, l + 1), e));
+    TRY(kern_rmsnorm_forward(dt, b->xnf, b->rstdf, x_of(g, L), g->final_norm, T, C, c->rms_eps, NULL, e));
+    int chunk = c->vocab < LM_CHUNK ? c->vocab : LM_CHUNK;
+    for (int r0 = 0; r0 < T; r0 += LM_ROWS) {
+        int R = T - r0 < LM_ROWS ? T - r0 : LM_ROWS;
+        TRY(kern_lmhead_logprobs(g->blas, dt, b->logz + r0, b->logp + r0, b->ent + r0, at(g, b->xnf, (size_t)r0 * C),
+                                 g->lm_head, b->targets + r0, R, C, c->vocab, chunk, b->lm_ws, NULL, e));
+    }
+    if (logp) TRY(kern_memcpy_d2h(logp, b->logp, (size_t)T * sizeof(float), e));
+    if (entropy) TRY(kern_memcpy_d2h(entropy, b->ent, (size_t)T * sizeof(float), e));
+    g->have_forward = 1;
+    return 0;
+}
+
+/* ---- backward --------------------------------------------------------------------------------- */
+
+/* Backward of layer l: b->dx holds d x_{l+1} on entry and d x_l on return. */
+static int layer_backward(gpu_model *g, int l, rlvr_err *e) {
+    const model_config *c = &g->cfg;
+    const gm_layer *w = &g->w[l];
+    const gm_layer_grad *gw = &g->gw[l];
+    gm_slot *s = slot_of(g, l);
+    gm_bufs *b = &g->b;
+    kern_dtype dt = g->o.dtype;
+    kern_blas *bl = g->blas;
+    int T = g->T, C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D,
+        I = c->intermediate;
+    size_t ds = g->dsz, tc = (size_t)T * C * ds, ti = (size_t)T * I * ds, thd = (size_t)T * HD * ds,
+           tkv = (size_t)T * KVD * ds;
+    const void *x_in = x_of(g, l);
+    if (g->o.recompute) TRY(layer_forward(g, l, x_in, s, NULL, e));
+    /* MLP: dx is d x_{l+1}, which flows to x_mid through the residual unchanged */
+    TRY(kern_memzero(b->dh, ti, NULL, e));
+    TRY(kern_matmul_backward(bl, dt, b->dh, gw->w_down, NULL, b->dx, s->h, w->w_down, T, I, C, NULL, e));
+    TRY(kern_swiglu_backward(dt, b->dgate, b->dup, b->dh, s->gate, s->up, (size_t)T * I, NULL, e));
+    TRY(kern_memzero(b->dxn, tc, NULL, e));
+    TRY(kern_matmul_backward(bl, dt, b->dxn, gw->w_gate, NULL, b->dgate, s->xn2, w->w_gate, T, C, I, NULL, e));
+    TRY(kern_matmul_backward(bl, dt, b->dxn, gw->w_up, NULL, b->dup, s->xn2, w->w_up, T, C, I, NULL, e));
+    TRY(kern_rmsnorm_backward(dt, b->dx, gw->post_norm, b->dxn, s->x_mid, w->post_norm, s->rstd2, T, C,
+                              b->norm_scratch, NULL, e));
+    /* attention: dx is now d x_mid */
+    TRY(kern_memzero(b->datt, thd, NULL, e));
+    TRY(kern_matmul_backward(bl, dt, b->datt, gw->wo, gw->bo, b->dx, s->att, w->wo, T, HD, C, NULL, e));
+    TRY(kern_memzero(b->dq, thd, NULL, e));
+    TRY(kern_memzero(b->dk, tkv, NULL, e));
+    TRY(kern_memzero(b->dv, tkv, NULL, e));
+    TRY(kern_attention_backward(dt, b->dq, b->dk, b->dv, b->datt, s->q, s->k, s->v, s->att, s->lse, b->cu, g->n_seqs,
+                                g->max_seqlen, T, H, KV, D, b->att_scratch, NULL, e));
+    TRY(kern_rope_backward(dt, b->dq, b->inv_freq, b->pos, T, H, D, NULL, e));
+    TRY(kern_rope_backward(dt, b->dk, b->inv_freq, b->pos, T, KV, D, NULL, e));
+    void *gq = b->dq, *gk = b->dk;
+    if (c->qk_norm) {
+        TRY(kern_memzero(b->dq_raw, thd, NULL, e));
+        TRY(kern_memzero(b->dk_raw, tkv, NULL, e));
+        TRY(kern_rmsnorm_backward(dt, b->dq_raw, gw->q_norm, b->dq, s->q_raw, w->q_norm, s->q_rstd, T * H, D,
+                                  b->norm_scratch, NULL, e));
+        TRY(kern_rmsnorm_backward(dt, b->dk_raw, gw->k_norm, b->dk, s->k_raw, w->k_norm, s->k_rstd, T * KV, D,
+                                  b->norm_scratch, NULL, e));
+        gq = b->dq_raw;
+        gk = b->dk_raw;
+    }
+    TRY(kern_memzero(b->dxn, tc, NULL, e));
+    TRY(kern_matmul_backward(bl, dt, b->dxn, gw->wq, gw->bq, gq, s->xn1, w->wq, T, C, HD, NULL, e));
+    TRY(kern_matmul_backward(bl, dt, b->dxn, gw->wk, gw->bk, gk, s->xn1, w->wk, T, C, KVD, NULL, e));
+    TRY(kern_matmul_backward(bl, dt, b->dxn, gw->wv, gw->bv, b->dv, s->xn1, w->wv, T, C, KVD, NULL, e));
+    return kern_rmsnorm_backward(dt, b->dx, gw->input_norm, b->dxn, x_in, w->input_norm, s->rstd1, T, C,
+                                 b->norm_scratch, NULL, e);
+}
+
+int gpu_model_backward(gpu_model *g, const float *dlogp, const float *dentropy, rlvr_err *e) {
+    if (!g->o.train) return err_set(e, "GPU backward: the model is forward-only");
+    if (!g->have_forward) return err_set(e, "GPU backward: no forward to go back through");
+    const model_config *c = &g->cfg;
+    gm_bufs *b = &g->b;
+    kern_dtype dt = g->o.dtype;
+    int T = g->T, C = c->hidden, L = c->layers;
+    size_t tc = (size_t)T * C;
+    TRY(kern_memcpy_h2d(b->dlogp, dlogp, (size_t)T * sizeof(float), e));
+    if (dentropy) TRY(kern_memcpy_h2d(b->dent, dentropy, (size_t)T * sizeof(float), e));
+    /* LM head: d xnf in fp32, then into the activations' dtype for the final norm */
+    TRY(kern_memzero(b->dxnf, tc * sizeof(float), NULL, e));
+    int chunk = c->vocab < LM_CHUNK ? c->vocab : LM_CHUNK;
+    for (int r0 = 0; r0 < T; r0 += LM_ROWS) {
+        int R = T - r0 < LM_ROWS ? T - r0 : LM_ROWS;
+        TRY(kern_lmhead_backward(g->blas, dt, b->dxnf + (size_t)r0 * C, g->g_lm_head, at(g, b->xnf, (size_t)r0 * C),
+                                 g->lm_head, b->targets + r0, b->dlogp + r0, dentropy ? b->dent + r0 : NULL,
+                                 b->logz + r0, b->ent + r0, R, C, c->vocab, chunk, b->lm_ws, NULL, e));
+    }
+    const void *dxnf = b->dxnf;
+    if (dt != KERN_F32) {
+        TRY(kern_cast(dt, b->dxn, KERN_F32, b->dxnf, tc, NULL, e));
+        dxnf = b->dxn;
+    }
+    TRY(kern_memzero(b->dx, tc * g->dsz, NULL, e));
+    TRY(kern_rmsnorm_backward(dt, b->dx, g->g_final_norm, dxnf, x_of(g, L), g->final_norm, b->rstdf, T, C,
+                              b->norm_scratch, NULL, e));
+    for (int l = L - 1; l >= 0; l--) TRY(layer_backward(g, l, e));
+    return kern_embedding_backward(dt, g->g_embed, b->dx, b->order, b->starts, b->unique, g->n_unique, C, NULL, e);
+}

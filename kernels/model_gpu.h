@@ -1,0 +1,103 @@
+/* model_gpu.h - the training model on a GPU: the CPU `model`'s parameters uploaded once
+ * (fp32 master weights, a bf16 or fp32 working copy the kernels read, fp32 gradients,
+ * fp32 AdamW moments), forward over packed sequences from position 0, per-token
+ * log-probabilities and entropies of given targets, backward into the fp32 gradients,
+ * global-norm clipping and AdamW on the device, and the weights downloaded back into the
+ * host model for checkpoints and for the CPU rollout engine.
+ *
+ * Packing: a micro-batch is n sequences laid end to end in one row of T tokens; sequence
+ * s holds tokens cu_seqlens[s] .. cu_seqlens[s + 1] - 1 at positions 0.., and attention
+ * never crosses a boundary (kern_attention_* take cu_seqlens). No padding exists.
+ *
+ * Memory: everything is allocated once, from a plan computed from the model config and
+ * the largest micro-batch (gpu_mem_plan_compute), checked against the device's free
+ * memory before the first allocation, so a run that cannot fit fails at start with the
+ * sizes named, never with an out-of-memory in the middle of a step.
+ *
+ * Determinism: every kernel underneath repeats bit for bit, and the host issues them in
+ * a fixed order on one stream, so two runs from the same weights and batches give the
+ * same bits. Activation recomputation keeps only each layer's input and reruns the layer
+ * forward (the same calls in the same order) before its backward: the gradients are the
+ * same bits as without it.
+ *
+ * Compiled in every build; without CUDA gpu_model_new fails ("built without CUDA") and
+ * only the plan functions are of use. Letters in shapes are model.h's. */
+#ifndef RLVR_MODEL_GPU_H
+#define RLVR_MODEL_GPU_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "kernels.h"
+#include "model.h"
+
+typedef struct gpu_model_opts {
+    kern_dtype dtype;   /* activations and the working copy of the weights: KERN_BF16 or KERN_F32 */
+    int max_tokens;     /* T bound: tokens of one packed micro-batch */
+    int max_seqs;       /* sequences of one packed micro-batch */
+    int recompute;      /* keep only each layer's input; recompute the layer in backward */
+    int train;          /* 0: forward only (a frozen reference): no gradients, optimizer or fp32 master in bf16 */
+    double beta1, beta2, eps, weight_decay; /* AdamW (train only), as rl/optim.h */
+} gpu_model_opts;
+
+/* Bytes of device memory by category, for one gpu_model. */
+typedef struct gpu_mem_plan {
+    size_t n_params;
+    size_t weights;     /* fp32 master (train) + the bf16 working copy (bf16) */
+    size_t grads;       /* fp32, one per parameter (train) */
+    size_t optimizer;   /* AdamW m and v, fp32 (train) */
+    size_t activations; /* what forward keeps for backward */
+    size_t workspace;   /* backward scratch, LM-head chunks, cuBLASLt workspace, reductions */
+    size_t headroom;    /* left free for the CUDA runtime and cuBLASLt's own allocations */
+    size_t total;       /* the sum of the above */
+} gpu_mem_plan;
+
+/* The number of parameters of config c (model_init's n_params, without allocating). */
+size_t gpu_model_param_count(const model_config *c);
+
+/* The plan of a gpu_model for config c and options o. */
+void gpu_mem_plan_compute(const model_config *c, const gpu_model_opts *o, gpu_mem_plan *p);
+/* One line per category ("weights 1.23 GiB" ...) into buf (always terminated). */
+void gpu_mem_plan_format(const gpu_mem_plan *p, char *buf, size_t n);
+/* 0 when p->total fits in free_bytes; else -1 with a message naming every size, the free
+ * and total memory, and what to lower (micro_batch_size, sequence length, recompute). */
+int gpu_mem_plan_check(const gpu_mem_plan *p, const gpu_model_opts *o, size_t free_bytes, size_t total_bytes,
+                       rlvr_err *e);
+
+typedef struct gpu_model gpu_model;
+
+/* Plans, checks the plan against device 0's free memory, allocates and uploads m's
+ * parameters (gradients and AdamW state zeroed, step 0). The plan is kept (gpu_model_plan). */
+gpu_model *gpu_model_new(const model *m, const gpu_model_opts *o, rlvr_err *e);
+void gpu_model_free(gpu_model *g);
+const gpu_mem_plan *gpu_model_plan(const gpu_model *g);
+
+/* Parameters between host and device: upload replaces the master weights (and refreshes
+ * the working copy); download writes the fp32 master weights into m->params (a
+ * forward-only bf16 model has none: an error). m must have g's config. */
+int gpu_model_upload(gpu_model *g, const model *m, rlvr_err *e);
+int gpu_model_download(gpu_model *g, model *m, rlvr_err *e);
+/* The fp32 gradients, in model.params' layout (n_params floats). */
+int gpu_model_download_grads(gpu_model *g, float *grads, rlvr_err *e);
+
+/* Forward of n_seqs packed sequences of seq_len[i] tokens each (T = their sum, at most
+ * max_tokens), every sequence from position 0; tokens[T] and targets[T] in [0, V).
+ * Writes logp[t] = log p(targets[t] | tokens up to t) and entropy[t] (host arrays [T],
+ * either may be NULL) and keeps what backward needs. */
+int gpu_model_forward(gpu_model *g, int n_seqs, const int *seq_len, const int *tokens, const int *targets,
+                      float *logp, float *entropy, rlvr_err *e);
+/* Backward of L = sum_t dlogp[t] logp[t] + dentropy[t] entropy[t] (host arrays [T];
+ * dentropy may be NULL) through the last forward, accumulating into the gradients. */
+int gpu_model_backward(gpu_model *g, const float *dlogp, const float *dentropy, rlvr_err *e);
+
+int gpu_model_zero_grads(gpu_model *g, rlvr_err *e);
+/* rl_clip_grad_norm on the device: *norm (may be NULL) gets the norm before clipping. */
+int gpu_model_clip_grad_norm(gpu_model *g, double max_norm, double *norm, rlvr_err *e);
+/* rl_adamw_step on the device: the step count advances by one, then every parameter is
+ * updated and the working copy refreshed. */
+int gpu_model_adamw_step(gpu_model *g, double lr, rlvr_err *e);
+/* AdamW state between host and device (m, v: n_params floats each), for checkpoints. */
+int gpu_model_optimizer_upload(gpu_model *g, const float *m, const float *v, long long step, rlvr_err *e);
+int gpu_model_optimizer_download(gpu_model *g, float *m, float *v, long long *step, rlvr_err *e);
+
+#endif

@@ -1,0 +1,350 @@
+/* host_kernels.c - every launcher of kernels/kernels.h on host memory through its CPU
+ * twin in core/cpu_ops.c, for testing what runs on top of the kernels (the GPU model's
+ * orchestration in kernels/model_gpu.c, and `device = "cuda"` end to end) on machines
+ * without a GPU. "Device memory" is host memory; bf16 buffers hold bf16 bits, widened to
+ * fp32 before each twin runs and rounded to nearest even when stored, as the kernels
+ * load and store them (arithmetic inside a kernel is fp32 here everywhere, where the real
+ * attention kernels round P and dS to bf16 on the tensor cores). Linked in place of
+ * rlvr_kernels: it defines every symbol kernels.h declares, so no object of the real
+ * library is pulled in. Not the kernels' test: tests/gpu/ compares those with the twins. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_ops.h"
+#include "kernels.h"
+
+int kern_device_count(rlvr_err *e) { return 1; }
+
+int kern_device_info_get(int device, kern_device_info *info, rlvr_err *e) {
+    if (device != 0) return err_set(e, "host emulation: no device %d", device);
+    memset(info, 0, sizeof *info);
+    snprintf(info->name, sizeof info->name, "host emulation of the CUDA kernels");
+    info->free_memory = info->total_memory = (size_t)64 << 30;
+    return 0;
+}
+
+/* Fresh "device" memory is filled with a NaN pattern (0x7fc0 bf16 / 0x7fc07fc0 fp32), so
+ * that reading what no one wrote shows up as NaN in the results. */
+void *kern_malloc(size_t bytes, rlvr_err *e) {
+    uint16_t *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        err_set(e, "host emulation: out of memory for %zu bytes", bytes);
+        return NULL;
+    }
+    for (size_t i = 0; i < bytes / 2; i++) p[i] = 0x7fc0;
+    return p;
+}
+
+void kern_free(void *p) { free(p); }
+int kern_memcpy_h2d(void *dst, const void *src, size_t bytes, rlvr_err *e) { return memcpy(dst, src, bytes), 0; }
+int kern_memcpy_d2h(void *dst, const void *src, size_t bytes, rlvr_err *e) { return memcpy(dst, src, bytes), 0; }
+int kern_synchronize(rlvr_err *e) { return 0; }
+int kern_memzero(void *p, size_t bytes, void *stream, rlvr_err *e) { return memset(p, 0, bytes), 0; }
+size_t kern_dtype_size(kern_dtype t) { return t == KERN_BF16 ? 2 : 4; }
+
+struct kern_blas {
+    int unused;
+};
+kern_blas *kern_blas_new(rlvr_err *e) {
+    kern_blas *b = calloc(1, sizeof *b);
+    if (!b) err_set(e, "out of memory");
+    return b;
+}
+void kern_blas_free(kern_blas *b) { free(b); }
+
+/* ---- dtype plumbing: each launcher works on fp32 views of its buffers ---------------------- */
+
+static float bf2f(uint16_t b) {
+    uint32_t bits = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static uint16_t f2bf(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40);
+    return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+/* An fp32 view of n values of dtype dt at p: p itself for fp32, else a widened copy
+ * (read = 0: uninitialized, for outputs that are only written). */
+static float *view(kern_dtype dt, const void *p, size_t n, int read) {
+    if (!p) return NULL;
+    if (dt == KERN_F32) return (float *)p;
+    float *f = malloc((n ? n : 1) * sizeof *f);
+    if (!f) abort(); /* a test helper: out of memory ends the test */
+    if (read)
+        for (size_t i = 0; i < n; i++) f[i] = bf2f(((const uint16_t *)p)[i]);
+    return f;
+}
+
+/* Ends a view: an output is rounded back into p; the copy is freed. */
+static void done(kern_dtype dt, void *p, float *f, size_t n, int write) {
+    if (!p || dt == KERN_F32) return;
+    if (write)
+        for (size_t i = 0; i < n; i++) ((uint16_t *)p)[i] = f2bf(f[i]);
+    free(f);
+}
+
+/* ---- launchers ------------------------------------------------------------------------------- */
+
+int kern_gemm(kern_blas *blas, kern_dtype ab, kern_dtype c, int trans_a, int trans_b, int M, int N, int K,
+              float alpha, const void *A, int lda, const void *B, int ldb, float beta, void *C, int ldc,
+              const void *bias, void *stream, rlvr_err *e) {
+    size_t na = (size_t)(trans_a ? K : M) * lda, nb = (size_t)(trans_b ? N : K) * ldb, nc = (size_t)M * ldc;
+    float *a = view(ab, A, na, 1), *b = view(ab, B, nb, 1), *cc = view(c, C, nc, 1), *bi = view(c, bias, N, 1);
+    cpu_sgemm(trans_a, trans_b, M, N, K, alpha, a, lda, b, ldb, beta, cc, ldc);
+    if (bi)
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) cc[(size_t)i * ldc + j] += bi[j];
+    done(ab, (void *)A, a, na, 0);
+    done(ab, (void *)B, b, nb, 0);
+    done(c, C, cc, nc, 1);
+    done(c, (void *)bias, bi, N, 0);
+    return 0;
+}
+
+int kern_matmul_forward(kern_blas *blas, kern_dtype dt, void *out, const void *inp, const void *w, const void *bias,
+                        int T, int IC, int OC, void *stream, rlvr_err *e) {
+    size_t no = (size_t)T * OC, ni = (size_t)T * IC, nw = (size_t)OC * IC;
+    float *o = view(dt, out, no, 0), *i = view(dt, inp, ni, 1), *ww = view(dt, w, nw, 1), *b = view(dt, bias, OC, 1);
+    matmul_forward(o, i, ww, b, T, IC, OC);
+    done(dt, out, o, no, 1);
+    done(dt, (void *)inp, i, ni, 0);
+    done(dt, (void *)w, ww, nw, 0);
+    done(dt, (void *)bias, b, OC, 0);
+    return 0;
+}
+
+int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
+                         const void *inp, const void *w, int T, int IC, int OC, void *stream, rlvr_err *e) {
+    size_t no = (size_t)T * OC, ni = (size_t)T * IC, nw = (size_t)OC * IC;
+    float *di = view(dt, dinp, ni, 1), *d = view(dt, dout, no, 1), *i = view(dt, inp, ni, 1), *ww = view(dt, w, nw, 1);
+    matmul_backward(di, dw, dbias, d, i, ww, T, IC, OC);
+    done(dt, dinp, di, ni, 1);
+    done(dt, (void *)dout, d, no, 0);
+    done(dt, (void *)inp, i, ni, 0);
+    done(dt, (void *)w, ww, nw, 0);
+    return 0;
+}
+
+int kern_embedding_forward(kern_dtype dt, void *out, const void *table, const int *tokens, int T, int C,
+                           void *stream, rlvr_err *e) {
+    size_t s = kern_dtype_size(dt);
+    for (int t = 0; t < T; t++) memcpy((char *)out + (size_t)t * C * s, (const char *)table + (size_t)tokens[t] * C * s, C * s);
+    return 0;
+}
+
+int kern_embedding_backward(kern_dtype dt, float *dtable, const void *dout, const int *order, const int *starts,
+                            const int *unique, int n_unique, int C, void *stream, rlvr_err *e) {
+    /* the kernel's order: each distinct token's rows in increasing t */
+    for (int u = 0; u < n_unique; u++)
+        for (int i = starts[u]; i < starts[u + 1]; i++)
+            for (int c = 0; c < C; c++) {
+                size_t at = (size_t)order[i] * C + c;
+                float g = dt == KERN_F32 ? ((const float *)dout)[at] : bf2f(((const uint16_t *)dout)[at]);
+                dtable[(size_t)unique[u] * C + c] += g;
+            }
+    return 0;
+}
+
+int kern_rmsnorm_forward(kern_dtype dt, void *out, float *rstd, const void *x, const void *weight, int T, int C,
+                         float eps, void *stream, rlvr_err *e) {
+    size_t n = (size_t)T * C;
+    float *o = view(dt, out, n, 0), *xx = view(dt, x, n, 1), *w = view(dt, weight, C, 1);
+    rmsnorm_forward(o, rstd, xx, w, T, C, eps);
+    done(dt, out, o, n, 1);
+    done(dt, (void *)x, xx, n, 0);
+    done(dt, (void *)weight, w, C, 0);
+    return 0;
+}
+
+int kern_residual_rmsnorm_forward(kern_dtype dt, void *res_out, void *out, float *rstd, const void *x, const void *y,
+                                  const void *weight, int T, int C, float eps, void *stream, rlvr_err *e) {
+    if (kern_residual_add(dt, res_out, x, y, (size_t)T * C, stream, e) != 0) return -1;
+    return kern_rmsnorm_forward(dt, out, rstd, res_out, weight, T, C, eps, stream, e); /* reads the rounded sum */
+}
+
+int kern_rmsnorm_backward(kern_dtype dt, void *dx, float *dweight, const void *dout, const void *x,
+                          const void *weight, const float *rstd, int T, int C, void *scratch, void *stream,
+                          rlvr_err *e) {
+    size_t n = (size_t)T * C;
+    float *d = view(dt, dx, n, 1), *g = view(dt, dout, n, 1), *xx = view(dt, x, n, 1), *w = view(dt, weight, C, 1);
+    rmsnorm_backward(d, dweight, g, xx, w, rstd, T, C);
+    done(dt, dx, d, n, 1);
+    done(dt, (void *)dout, g, n, 0);
+    done(dt, (void *)x, xx, n, 0);
+    done(dt, (void *)weight, w, C, 0);
+    return 0;
+}
+
+size_t kern_rmsnorm_backward_scratch(int T, int C) { return 1; }
+
+int kern_residual_add(kern_dtype dt, void *out, const void *a, const void *b, size_t n, void *stream, rlvr_err *e) {
+    float *fa = view(dt, a, n, 1), *fb = view(dt, b, n, 1), *fo = view(dt, out, n, 0);
+    for (size_t i = 0; i < n; i++) fo[i] = fa[i] + fb[i];
+    /* out may alias a or b: both inputs are read before anything is stored */
+    done(dt, out, fo, n, 1);
+    done(dt, (void *)a, fa, n, 0);
+    done(dt, (void *)b, fb, n, 0);
+    return 0;
+}
+
+int kern_cast(kern_dtype to, void *dst, kern_dtype from, const void *src, size_t n, void *stream, rlvr_err *e) {
+    float *s = view(from, src, n, 1), *d = view(to, dst, n, 0);
+    if (d != s) memmove(d, s, n * sizeof(float));
+    done(to, dst, d, n, 1);
+    done(from, (void *)src, s, n, 0);
+    return 0;
+}
+
+int kern_rope_forward(kern_dtype dt, void *x, const float *inv_freq, const int *pos, int T, int NH, int D,
+                      void *stream, rlvr_err *e) {
+    size_t n = (size_t)T * NH * D;
+    float *f = view(dt, x, n, 1);
+    rope_forward(f, inv_freq, pos, T, NH, D);
+    done(dt, x, f, n, 1);
+    return 0;
+}
+
+int kern_rope_backward(kern_dtype dt, void *dx, const float *inv_freq, const int *pos, int T, int NH, int D,
+                       void *stream, rlvr_err *e) {
+    size_t n = (size_t)T * NH * D;
+    float *f = view(dt, dx, n, 1);
+    rope_backward(f, inv_freq, pos, T, NH, D);
+    done(dt, dx, f, n, 1);
+    return 0;
+}
+
+int kern_swiglu_forward(kern_dtype dt, void *h, const void *gate, const void *up, size_t n, void *stream,
+                        rlvr_err *e) {
+    float *fh = view(dt, h, n, 0), *g = view(dt, gate, n, 1), *u = view(dt, up, n, 1);
+    swiglu_forward(fh, g, u, n);
+    done(dt, h, fh, n, 1);
+    done(dt, (void *)gate, g, n, 0);
+    done(dt, (void *)up, u, n, 0);
+    return 0;
+}
+
+int kern_swiglu_backward(kern_dtype dt, void *dgate, void *dup, const void *dh, const void *gate, const void *up,
+                         size_t n, void *stream, rlvr_err *e) {
+    float *dg = view(dt, dgate, n, 0), *du = view(dt, dup, n, 0), *d = view(dt, dh, n, 1), *g = view(dt, gate, n, 1),
+          *u = view(dt, up, n, 1);
+    swiglu_backward(dg, du, d, g, u, n);
+    done(dt, dgate, dg, n, 1);
+    done(dt, dup, du, n, 1);
+    done(dt, (void *)dh, d, n, 0);
+    done(dt, (void *)gate, g, n, 0);
+    done(dt, (void *)up, u, n, 0);
+    return 0;
+}
+
+size_t kern_lmhead_workspace(kern_dtype dt, int T, int chunk) {
+    return (size_t)LMHEAD_ROW_BLOCK * LMHEAD_VOCAB_CHUNK * sizeof(float);
+}
+
+int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, float *logz, float *logp, float *entropy, const void *x,
+                         const void *w, const int *targets, int T, int C, int V, int chunk, void *workspace,
+                         void *stream, rlvr_err *e) {
+    size_t nx = (size_t)T * C, nw = (size_t)V * C;
+    float *fx = view(dt, x, nx, 1), *fw = view(dt, w, nw, 1);
+    float *lz = logz ? logz : malloc((size_t)T * sizeof *lz);
+    if (!lz) abort();
+    lmhead_logprobs(lz, logp, entropy, fx, fw, targets, T, C, V);
+    if (!logz) free(lz);
+    done(dt, (void *)x, fx, nx, 0);
+    done(dt, (void *)w, fw, nw, 0);
+    return 0;
+}
+
+int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, float *dw, const void *x, const void *w,
+                         const int *targets, const float *dlogp, const float *dentropy, const float *logz,
+                         const float *entropy, int T, int C, int V, int chunk, void *workspace, void *stream,
+                         rlvr_err *e) {
+    size_t nx = (size_t)T * C, nw = (size_t)V * C;
+    float *fx = view(dt, x, nx, 1), *fw = view(dt, w, nw, 1);
+    float *tdx = dx ? dx : calloc(nx, sizeof *tdx), *tdw = dw ? dw : calloc(nw, sizeof *tdw);
+    if (!tdx || !tdw) abort();
+    lmhead_backward(tdx, tdw, fx, fw, targets, dlogp, dentropy, logz, entropy, T, C, V, workspace);
+    if (!dx) free(tdx);
+    if (!dw) free(tdw);
+    done(dt, (void *)x, fx, nx, 0);
+    done(dt, (void *)w, fw, nw, 0);
+    return 0;
+}
+
+int kern_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k, const void *v,
+                           const int *cu_seqlens, int n_seqs, int max_seqlen, int H, int KV, int D, void *stream,
+                           rlvr_err *e) {
+    size_t T = (size_t)cu_seqlens[n_seqs], nq = T * H * D, nk = T * KV * D;
+    float *o = view(dt, out, nq, 0), *fq = view(dt, q, nq, 1), *fk = view(dt, k, nk, 1), *fv = view(dt, v, nk, 1);
+    attention_forward(o, lse, fq, fk, fv, cu_seqlens, n_seqs, H, KV, D);
+    done(dt, out, o, nq, 1);
+    done(dt, (void *)q, fq, nq, 0);
+    done(dt, (void *)k, fk, nk, 0);
+    done(dt, (void *)v, fv, nk, 0);
+    return 0;
+}
+
+int kern_attention_backward(kern_dtype dt, void *dq, void *dk, void *dv, const void *dout, const void *q,
+                            const void *k, const void *v, const void *out, const float *lse, const int *cu_seqlens,
+                            int n_seqs, int max_seqlen, int T, int H, int KV, int D, void *scratch, void *stream,
+                            rlvr_err *e) {
+    size_t nq = (size_t)T * H * D, nk = (size_t)T * KV * D;
+    float *fdq = view(dt, dq, nq, 1), *fdk = view(dt, dk, nk, 1), *fdv = view(dt, dv, nk, 1),
+          *fdo = view(dt, dout, nq, 1), *fq = view(dt, q, nq, 1), *fk = view(dt, k, nk, 1), *fv = view(dt, v, nk, 1),
+          *fo = view(dt, out, nq, 1);
+    attention_backward(fdq, fdk, fdv, fdo, fq, fk, fv, fo, lse, cu_seqlens, n_seqs, H, KV, D);
+    done(dt, dq, fdq, nq, 1);
+    done(dt, dk, fdk, nk, 1);
+    done(dt, dv, fdv, nk, 1);
+    done(dt, (void *)dout, fdo, nq, 0);
+    done(dt, (void *)q, fq, nq, 0);
+    done(dt, (void *)k, fk, nk, 0);
+    done(dt, (void *)v, fv, nk, 0);
+    done(dt, (void *)out, fo, nq, 0);
+    return 0;
+}
+
+size_t kern_attention_backward_scratch(int T, int H) { return 1; }
+
+int kern_adamw_step(float *params, void *params_bf16, const float *grads, float *m, float *v, size_t n,
+                    long long step, double lr, double beta1, double beta2, double eps, double weight_decay,
+                    void *stream, rlvr_err *e) {
+    if (step < 1) return err_set(e, "adamw: step must be >= 1 (got %lld)", step);
+    /* rl_adamw_step's arithmetic (rl/optim.c), which the kernel follows */
+    const float b2 = (float)beta2, one_minus_b2 = (float)(1.0 - beta2);
+    const double bc1 = 1.0 - pow(beta1, (double)step), bc2_sqrt = sqrt(1.0 - pow(beta2, (double)step));
+    const float step_size = (float)(lr / bc1), decay = (float)(1.0 - lr * weight_decay), w1 = (float)(1.0 - beta1);
+    for (size_t i = 0; i < n; i++) {
+        float g = grads[i];
+        params[i] *= decay;
+        m[i] = w1 < 0.5f ? m[i] + w1 * (g - m[i]) : g - (g - m[i]) * (1.0f - w1);
+        v[i] = v[i] * b2 + one_minus_b2 * (g * g);
+        float denom = sqrtf(v[i]) / (float)bc2_sqrt + (float)eps;
+        params[i] += -step_size * (m[i] / denom);
+        if (params_bf16) ((uint16_t *)params_bf16)[i] = f2bf(params[i]);
+    }
+    return 0;
+}
+
+int kern_clip_grad_norm(float *grads, size_t n, double max_norm, void *workspace, double *norm_host, void *stream,
+                        rlvr_err *e) {
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += (double)grads[i] * grads[i];
+    double norm = sqrt(sum);
+    if (max_norm > 0) {
+        double coef = max_norm / (norm + 1e-6);
+        if (coef < 1.0)
+            for (size_t i = 0; i < n; i++) grads[i] = (float)(grads[i] * coef);
+    }
+    if (norm_host) *norm_host = norm;
+    return 0;
+}
+
+size_t kern_clip_grad_norm_workspace(void) { return 1; }
