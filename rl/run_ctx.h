@@ -9,6 +9,7 @@
 
 #include "checkpoint.h"
 #include "config.h"
+#include "critic.h"
 #include "dataset.h"
 #include "model.h"
 #include "optim.h"
@@ -28,6 +29,7 @@ typedef struct rl_ctx {
     char *run_dir;
     model *m;
     model *ref;           /* frozen reference policy (kl_coef > 0), else NULL */
+    rl_critic *critic;    /* the value model (algo.advantage = "gae"), else NULL */
     tok_tokenizer *tok;
     int *stop_ids;
     int n_stop;
