@@ -1076,6 +1076,10 @@ int config_check(const rlvr_config *c, rlvr_err *e) {
                        "rollout.group_size = %lld: algo.dynamic_sampling drops groups whose rewards are all equal, "
                        "which a group of 1 always is",
                        c->rollout_group_size);
+    if (strcmp(adv, "gae") != 0 && ((c->critic_path && *c->critic_path) || c->critic_warmup_steps > 0))
+        return err_set(e, "%s is set, but only algo.advantage = \"gae\" (PPO with a critic) has a critic; "
+                          "algo.advantage = \"%s\"",
+                       c->critic_path && *c->critic_path ? "critic.path" : "critic.warmup_steps", adv);
     if (c->steps > 0 && c->warmup_steps > c->steps)
         return err_set(e, "warmup_steps = %lld is more than steps = %lld", c->warmup_steps, c->steps);
     long long batch = c->rollout_prompts_per_step * c->rollout_group_size;

@@ -630,32 +630,32 @@ static void attn_backward_one(void *ctx, int i) {
 
 #define GRAD(ptr) ((ptr) ? m->grads + ((ptr) - m->params) : NULL)
 
-int model_backward(model *m, const int *targets, const float *dlogp, const float *dentropy, rlvr_err *e) {
-    model_acts *a = m->acts;
+/* Checks that a backward can run through the last forward. */
+static int backward_ready(const model *m, rlvr_err *e) {
+    const model_acts *a = m->acts;
     if (!m->grads) return err_set(e, "backward: gradients are not allocated (model_alloc_grads)");
     if (!a || a->T == 0) return err_set(e, "backward: no forward to go back through");
     if (!a->from_zero) return err_set(e, "backward: the last forward must start every sequence at position 0");
+    return 0;
+}
+
+/* The backward from d xnf (the final normed hidden states, [T, C]) down to the embedding:
+ * the one layer loop both model_backward (from the LM head) and model_backward_hidden (from
+ * a head of the caller's, the critic's value head) go through. */
+static int backward_trunk(model *m, const float *dxnf, rlvr_err *e) {
+    model_acts *a = m->acts;
     const model_config *c = &m->cfg;
     int T = a->T, C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D,
-        I = c->intermediate, V = c->vocab;
-    for (int t = 0; t < T; t++)
-        if (targets[t] < 0 || targets[t] >= V)
-            return err_set(e, "backward: target %d of token %d is outside the vocabulary [0, %d)", targets[t], t, V);
-    /* scratch: dx, dxn [T, C]; dh, dgate, dup [T, I]; datt, dq, dq_raw [T, HD]; dk, dk_raw, dv [T, KVD];
-     * logz, entropy [T]; a logits block */
+        I = c->intermediate;
+    /* scratch: dx, dxn [T, C]; dh, dgate, dup [T, I]; datt, dq, dq_raw [T, HD]; dk, dk_raw, dv [T, KVD] */
     size_t tc = (size_t)T * C, ti = (size_t)T * I, thd = (size_t)T * HD, tkv = (size_t)T * KVD;
-    size_t total = 2 * tc + 3 * ti + 3 * thd + 3 * tkv + 2 * (size_t)T + (size_t)LMHEAD_ROW_BLOCK * LMHEAD_VOCAB_CHUNK;
+    size_t total = 2 * tc + 3 * ti + 3 * thd + 3 * tkv;
     float *buf = calloc(total, sizeof(float));
     if (!buf) return err_set(e, "backward: out of memory for %d tokens", T);
     float *dx = buf, *dxn = dx + tc, *dh = dxn + tc, *dgate = dh + ti, *dup = dgate + ti, *datt = dup + ti,
-          *dq = datt + thd, *dq_raw = dq + thd, *dk = dq_raw + thd, *dk_raw = dk + tkv, *dv = dk_raw + tkv,
-          *logz = dv + tkv, *entropy = logz + T, *blk = entropy + T;
+          *dq = datt + thd, *dq_raw = dq + thd, *dk = dq_raw + thd, *dk_raw = dk + tkv, *dv = dk_raw + tkv;
 
-    /* lm head and final norm: dxn holds d xnf */
-    logprobs_internal(m, targets, logz, NULL, entropy);
-    lmhead_backward(dxn, m->grads + (m->lm_head - m->params), a->xnf, m->lm_head, targets, dlogp, dentropy, logz,
-                    entropy, T, C, V, blk);
-    rmsnorm_backward(dx, GRAD(m->final_norm), dxn, a->x + c->layers * tc, m->final_norm, a->rstdf, T, C);
+    rmsnorm_backward(dx, GRAD(m->final_norm), dxnf, a->x + c->layers * tc, m->final_norm, a->rstdf, T, C);
 
     for (int l = c->layers - 1; l >= 0; l--) {
         const model_layer *w = &m->layer[l];
@@ -700,6 +700,33 @@ int model_backward(model *m, const int *targets, const float *dlogp, const float
     embedding_backward(GRAD(m->embed), dx, a->tokens, T, C);
     free(buf);
     return 0;
+}
+
+int model_backward(model *m, const int *targets, const float *dlogp, const float *dentropy, rlvr_err *e) {
+    if (backward_ready(m, e) != 0) return -1;
+    model_acts *a = m->acts;
+    int T = a->T, C = m->cfg.hidden, V = m->cfg.vocab;
+    for (int t = 0; t < T; t++)
+        if (targets[t] < 0 || targets[t] >= V)
+            return err_set(e, "backward: target %d of token %d is outside the vocabulary [0, %d)", targets[t], t, V);
+    /* scratch: dxnf [T, C]; logz, entropy [T]; a logits block */
+    size_t tc = (size_t)T * C;
+    float *buf = calloc(tc + 2 * (size_t)T + (size_t)LMHEAD_ROW_BLOCK * LMHEAD_VOCAB_CHUNK, sizeof(float));
+    if (!buf) return err_set(e, "backward: out of memory for %d tokens", T);
+    float *dxnf = buf, *logz = dxnf + tc, *entropy = logz + T, *blk = entropy + T;
+    logprobs_internal(m, targets, logz, NULL, entropy);
+    lmhead_backward(dxnf, m->grads + (m->lm_head - m->params), a->xnf, m->lm_head, targets, dlogp, dentropy, logz,
+                    entropy, T, C, V, blk);
+    int rc = backward_trunk(m, dxnf, e);
+    free(buf);
+    return rc;
+}
+
+const float *model_hidden(const model *m) { return m->acts && m->acts->T > 0 ? m->acts->xnf : NULL; }
+
+int model_backward_hidden(model *m, const float *dhidden, rlvr_err *e) {
+    if (backward_ready(m, e) != 0) return -1;
+    return backward_trunk(m, dhidden, e);
 }
 
 void model_set_threads(int n) { cpu_set_threads(n); }

@@ -140,6 +140,17 @@ void model_logprobs(model *m, const int *targets, float *logp, float *entropy);
  * unchanged since. */
 int model_backward(model *m, const int *targets, const float *dlogp, const float *dentropy, rlvr_err *e);
 
+/* The last forward's final normed hidden states [T, C] (the LM head's input; rows in the
+ * forward's token order), or NULL before a forward. Valid until the next forward. A value
+ * head reads its inputs here. */
+const float *model_hidden(const model *m);
+
+/* Backward of L = sum_tc dhidden[t, c] * hidden[t, c] (dhidden [T, C], a gradient on
+ * model_hidden's states) through the last forward, accumulating into every parameter's
+ * gradient except lm_head (the hidden states do not depend on it). Same conditions as
+ * model_backward, whose layer loop it shares. */
+int model_backward_hidden(model *m, const float *dhidden, rlvr_err *e);
+
 /* Threads for the non-GEMM work (attention, norms, vocab chunks); default 1. */
 void model_set_threads(int n);
 

@@ -98,6 +98,11 @@ static int write_state(const char *path, const ckpt_state *st, rlvr_err *e) {
 
 int ckpt_save(const char *run_dir, const model *m, const rl_adamw *opt, const ckpt_state *st, int keep,
               rlvr_err *e) {
+    return ckpt_save_extra(run_dir, m, opt, st, keep, NULL, NULL, e);
+}
+
+int ckpt_save_extra(const char *run_dir, const model *m, const rl_adamw *opt, const ckpt_state *st, int keep,
+                    ckpt_extra_fn extra, void *extra_ctx, rlvr_err *e) {
     char name[64], tmp_name[96];
     snprintf(name, sizeof name, "step-%08lld", (long long)st->step);
     snprintf(tmp_name, sizeof tmp_name, "%s.tmp-%ld", name, (long)getpid());
@@ -118,7 +123,8 @@ int ckpt_save(const char *run_dir, const model *m, const rl_adamw *opt, const ck
     free(list_steps(ckdir, 1, &n_old)); /* removes what a killed writer left */
     util_remove_tree(tmp);
     if (util_mkdir_p(tmp, e) != 0 || model_save(m, mdir, e) != 0 || write_optim(optim, opt, e) != 0 ||
-        write_state(state, st, e) != 0 || fsync_path(mdir, e) != 0 || fsync_path(tmp, e) != 0)
+        write_state(state, st, e) != 0 || (extra && extra(tmp, extra_ctx, e) != 0) || fsync_path(mdir, e) != 0 ||
+        fsync_path(tmp, e) != 0)
         goto done;
     if (util_is_dir(final)) util_remove_tree(final); /* a rerun of the same step (only after a resume) */
     if (rename(tmp, final) != 0) {

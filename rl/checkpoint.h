@@ -31,6 +31,13 @@ typedef struct ckpt_state {
 int ckpt_save(const char *run_dir, const model *m, const rl_adamw *opt, const ckpt_state *st, int keep,
               rlvr_err *e);
 
+/* ckpt_save, with `extra` writing more of the run's state (the PPO critic) into the
+ * checkpoint's temporary directory `dir` before it is renamed into place, so that it is
+ * complete together with the rest or not there at all. Returns 0, or -1 with e set. */
+typedef int (*ckpt_extra_fn)(const char *dir, void *ctx, rlvr_err *e);
+int ckpt_save_extra(const char *run_dir, const model *m, const rl_adamw *opt, const ckpt_state *st, int keep,
+                    ckpt_extra_fn extra, void *extra_ctx, rlvr_err *e);
+
 /* The newest complete checkpoint directory under run_dir/checkpoints (caller frees), or
  * NULL with e set when there is none. */
 char *ckpt_latest(const char *run_dir, rlvr_err *e);

@@ -13,6 +13,7 @@
 #include "sampling.h"
 #include "seq_batch.h"
 #include "util.h"
+#include "value_loss.h"
 
 typedef struct gsample {
     size_t row;          /* dataset row */
@@ -311,8 +312,9 @@ static int update_policy(rl_ctx *c, train_arrays *a, int have_old, update_stats 
     return rc;
 }
 
-/* Advantages of the kept samples (KL in the reward first when configured). */
-static int compute_advantages(rl_ctx *c, train_arrays *a, rlvr_err *e) {
+/* Advantages of the kept samples (KL in the reward first when configured). GAE reads the
+ * critic's values [B, T] and writes the returns [B, T] the critic learns. */
+static int compute_advantages(rl_ctx *c, train_arrays *a, const float *values, float *gae_returns, rlvr_err *e) {
     const rlvr_config *cfg = c->cfg;
     /* A truncated sample still counts in its group's statistics; only the loss skips it. */
     rl_batch_shape sh = {.B = a->B, .T = a->T, .mask = a->tokens, .group = a->group};
@@ -331,11 +333,14 @@ static int compute_advantages(rl_ctx *c, train_arrays *a, rlvr_err *e) {
         for (int b = 0; b < a->B; b++) {
             double sum = 0;
             for (int t = 0; t < a->T; t++) sum += rewards[(size_t)b * a->T + t];
-            if (kind != RL_ADV_REINFORCE_PP) a->scores[b] = (float)sum;
+            if (kind != RL_ADV_REINFORCE_PP && kind != RL_ADV_GAE) a->scores[b] = (float)sum;
         }
     } else rl_token_rewards(&sh, a->scores, NULL, 0.0f, rewards);
     if (kind == RL_ADV_REINFORCE_PP)
         rc = rl_reinforce_pp_advantages(&sh, rewards, (float)cfg->algo_gamma, a->adv, returns, e);
+    else if (kind == RL_ADV_GAE)
+        rc = rl_gae_advantages(&sh, rewards, values, (float)cfg->algo_gamma, (float)cfg->algo_lam, a->adv, gae_returns,
+                               e);
     else rc = rl_outcome_advantages((rl_adv_kind)kind, &sh, a->scores, (float)cfg->algo_adv_eps, a->adv, e);
 done:
     free(rewards);
@@ -479,6 +484,28 @@ done:
     return rc;
 }
 
+/* The critic's update on the step's returns, and its metrics (verl's critic/ names where
+ * verl has them): the values before the update against the returns. */
+static int update_critic(rl_ctx *c, train_arrays *a, const float *values, const float *returns, metric_list *ml,
+                         rlvr_err *e) {
+    rl_critic_stats cs;
+    if (rl_critic_update(c->critic, a->seqs, a->B, a->T, a->mask, values, returns, c->step, &cs, e) != 0)
+        return err_prefix(e, "step %lld", (long long)c->step + 1);
+    double vs = 0, rs = 0, n = 0;
+    for (size_t i = 0; i < (size_t)a->B * a->T; i++)
+        if (a->tokens[i]) vs += values[i], rs += returns[i], n += 1;
+    if (cs.updates) {
+        metric_add(ml, "critic/vf_loss", cs.vf_loss);
+        metric_add(ml, "critic/vf_clipfrac", cs.vf_clipfrac);
+        metric_add(ml, "critic/grad_norm", cs.grad_norm);
+    }
+    metric_add(ml, "critic/values_mean", n ? vs / n : NAN);
+    metric_add(ml, "critic/returns_mean", n ? rs / n : NAN);
+    metric_add(ml, "critic/explained_variance", rl_explained_variance(values, returns, a->tokens, (size_t)a->B * a->T));
+    metric_add(ml, "critic/lr", rl_lr_at(&c->critic->o.sched, c->step));
+    return 0;
+}
+
 int rl_grpo_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_eval, double *reward_mean,
                  double *accuracy, rlvr_err *e) {
     const rlvr_config *cfg = c->cfg;
@@ -488,6 +515,7 @@ int rl_grpo_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_ev
     memset(&a, 0, sizeof a);
     update_stats us = {0};
     metric_list *ml = calloc(1, sizeof *ml);
+    float *values = NULL, *returns = NULL; /* [B, T] the critic's, with algo.advantage = "gae" */
     int rc = -1;
     if (!ml) {
         err_set(e, "out of memory");
@@ -504,9 +532,20 @@ int rl_grpo_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_ev
         int have_old = many_updates || (c->ref && cfg->algo_kl_in_reward);
         if (have_old && logprobs_of(c, c->m, c->gpu, &a, a.old_logp, e) != 0) goto done;
         if (c->ref && logprobs_of(c, c->ref, c->gpu_ref, &a, a.ref_logp, e) != 0) goto done;
-        if (compute_advantages(c, &a, e) != 0) goto done;
+        if (c->critic) {
+            size_t BT = (size_t)a.B * a.T;
+            if (!(values = calloc(BT, sizeof *values)) || !(returns = calloc(BT, sizeof *returns))) {
+                err_set(e, "out of memory");
+                goto done;
+            }
+            if (rl_critic_values(c->critic, a.seqs, a.B, a.T, values, e) != 0) goto done;
+        }
+        if (compute_advantages(c, &a, values, returns, e) != 0) goto done;
         for (int i = 0; i < a.B; i++) a.s[i]->advantage = a.adv[(size_t)i * a.T];
-        if (update_policy(c, &a, have_old, &us, e) != 0) goto done;
+        if (c->critic && update_critic(c, &a, values, returns, ml, e) != 0) goto done;
+        if (!c->critic || c->step >= cfg->critic_warmup_steps) {
+            if (update_policy(c, &a, have_old, &us, e) != 0) goto done;
+        } else us.clip_frac = us.ppo_kl = us.entropy = us.kl = NAN; /* critic warmup: the policy waits */
     } else {
         us.clip_frac = us.ppo_kl = us.entropy = us.kl = NAN;
         char msg[160];
@@ -529,5 +568,7 @@ done:
     arrays_free(&a);
     batch_free(&b);
     free(ml);
+    free(values);
+    free(returns);
     return rc;
 }

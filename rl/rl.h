@@ -6,5 +6,6 @@
 #include "optim.h"
 #include "policy_loss.h"
 #include "schedule.h"
+#include "value_loss.h"
 
 #endif

@@ -42,11 +42,6 @@ static int save_final(rl_ctx *c, rlvr_err *e) {
 int rl_run(rl_run_kind kind, const rl_run_opts *o, int *usage_error, rlvr_err *e) {
     const rlvr_config *cfg = o->cfg;
     int sft = kind == RL_RUN_SFT;
-    if (!sft && strcmp(cfg->algo_advantage, "gae") == 0) {
-        *usage_error = 1;
-        return err_set(e, "algo.advantage = \"gae\" needs a critic (a value model), which rlvr's trainer does not "
-                          "have yet; use grpo, dr_grpo, rloo or reinforce_pp");
-    }
     int with_eval = cfg->eval_every > 0 && o->eval && o->eval->n > 0;
     rl_ctx c;
     if (rl_ctx_open(&c, cfg, o->config_lua, o->train, with_eval ? o->eval : NULL, o->db_path, o->resume, 1,

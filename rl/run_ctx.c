@@ -229,6 +229,44 @@ done:
     return rc;
 }
 
+/* The PPO critic (algo.advantage = "gae"): the checkpoint's on resume, else critic.path,
+ * else the policy's starting model (model.path, or the same initialization). */
+static int open_critic(rl_ctx *c, const char *ckpt_dir, rlvr_err *e) {
+    const rlvr_config *cfg = c->cfg;
+    double lr = cfg->critic_learning_rate > 0 ? cfg->critic_learning_rate : 10.0 * cfg->learning_rate;
+    rl_critic_opts o = {.beta1 = cfg->adam_beta1, .beta2 = cfg->adam_beta2, .eps = cfg->adam_eps,
+                        .weight_decay = cfg->weight_decay, .max_grad_norm = cfg->max_grad_norm,
+                        .sched = {.kind = (rl_lr_kind)rl_lr_kind_parse(cfg->lr_schedule), .peak = lr,
+                                  .warmup = cfg->warmup_steps, .total = cfg->steps, .min_ratio = cfg->min_lr_ratio},
+                        .cliprange_value = cfg->algo_cliprange_value, .agg = (rl_agg)rl_agg_parse(cfg->algo_loss_agg),
+                        .ppo_epochs = (int)cfg->algo_ppo_epochs, .minibatch_size = (int)cfg->algo_minibatch_size,
+                        .micro_batch_size = (int)cfg->micro_batch_size};
+    int vocab = c->m->cfg.vocab, max_len = c->max_prompt + (int)cfg->rollout_max_new_tokens;
+    if (ckpt_dir) {
+        char *dir = util_path_join(ckpt_dir, "critic");
+        if (!dir) return err_set(e, "out of memory");
+        c->critic = rl_critic_load(dir, "the checkpoint's critic", vocab, max_len, &o, e);
+        int rc = c->critic ? rl_critic_load_optim(c->critic, dir, e) : -1;
+        free(dir);
+        return rc;
+    }
+    if (*cfg->critic_path || *cfg->model_path) {
+        const char *key = *cfg->critic_path ? "critic.path" : "model.path";
+        c->critic = rl_critic_load(*cfg->critic_path ? cfg->critic_path : cfg->model_path, key, vocab, max_len, &o, e);
+        return c->critic ? 0 : -1;
+    }
+    model_config mc = init_config(cfg, tok_vocab_size(c->tok), tok_eos_id(c->tok));
+    model *m = model_init(&mc, cfg->seed, e);
+    if (!m) return -1;
+    /* saved with the policy's tokenizer files, as the policy is */
+    if (c->m->source_dir && !(m->source_dir = util_strdup(c->m->source_dir))) {
+        model_free(m);
+        return err_set(e, "out of memory");
+    }
+    c->critic = rl_critic_new(m, &o, e);
+    return c->critic ? 0 : -1;
+}
+
 /* Generation stops at the tokenizer's end-of-sequence token, the model config's, and the
  * end-of-turn tokens of the chat formats (a chat model ends its answer with them). */
 static int collect_stop_ids(rl_ctx *c, rlvr_err *e) {
@@ -372,6 +410,10 @@ int rl_ctx_open(rl_ctx *c, const rlvr_config *cfg, const char *config_lua, const
     if ((train && encode_rows(c, train, response_key, &c->train_prompts, &c->n_train_prompts, e) != 0) ||
         (eval && encode_rows(c, eval, NULL, &c->eval_prompts, &c->n_eval_prompts, e) != 0))
         goto fail;
+    /* The critic is checked (critic.path a model with the policy's vocabulary) before the run starts. */
+    if (need_optimizer && !response_key && strcmp(cfg->algo_advantage, "gae") == 0 &&
+        open_critic(c, resume ? ckpt_dir : NULL, e) != 0)
+        goto fail;
 
     *usage_error = 0;
     if (need_optimizer) {
@@ -418,6 +460,7 @@ void rl_ctx_close(rl_ctx *c, const char *status) {
     gpu_model_free(c->gpu_ref);
     model_free(c->m);
     model_free(c->ref);
+    rl_critic_free(c->critic);
     tok_free(c->tok);
     free(c->stop_ids);
     rl_adamw_free(&c->opt);
@@ -451,6 +494,15 @@ int rl_ctx_optimizer_step(rl_ctx *c, double lr, rlvr_err *e) {
     return gpu_model_download(c->gpu, c->m, e);
 }
 
+/* Writes the critic into a checkpoint's directory, as critic/. */
+static int save_critic(const char *dir, void *critic, rlvr_err *e) {
+    char *cdir = util_path_join(dir, "critic");
+    if (!cdir) return err_set(e, "out of memory");
+    int rc = rl_critic_save(critic, cdir, e);
+    free(cdir);
+    return rc;
+}
+
 int rl_ctx_checkpoint(rl_ctx *c, rlvr_err *e) {
     if (c->gpu) { /* the device holds the current weights and AdamW state: bring them home first */
         long long step = 0;
@@ -461,5 +513,6 @@ int rl_ctx_checkpoint(rl_ctx *c, rlvr_err *e) {
     }
     ckpt_state st = {.step = c->step, .epoch = c->sampler.epoch, .cursor = (int64_t)c->sampler.cursor,
                      .run_id = c->run_id, .policy_version = c->step};
-    return ckpt_save(c->run_dir, c->m, &c->opt, &st, (int)c->cfg->keep_checkpoints, e);
+    return ckpt_save_extra(c->run_dir, c->m, &c->opt, &st, (int)c->cfg->keep_checkpoints,
+                           c->critic ? save_critic : NULL, c->critic, e);
 }

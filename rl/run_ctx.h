@@ -9,6 +9,7 @@
 
 #include "checkpoint.h"
 #include "config.h"
+#include "critic.h"
 #include "dataset.h"
 #include "model.h"
 #include "model_gpu.h"
@@ -33,6 +34,7 @@ typedef struct rl_ctx {
      * reference's forward-only copy on the GPU. m stays the weights' host copy: rollouts
      * and evaluation run on it, checkpoints are written from it. */
     gpu_model *gpu, *gpu_ref;
+    rl_critic *critic;    /* the value model (algo.advantage = "gae"), else NULL */
     tok_tokenizer *tok;
     int *stop_ids;
     int n_stop;

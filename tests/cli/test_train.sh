@@ -185,9 +185,6 @@ expect_err "does not fit the model's context of 160 positions"
 run rlvr train tiny.lua --set name=bad4 --set rollout.group_size=1
 expect_status 2
 expect_err "rollout.group_size = 1: GRPO needs at least 2 samples per prompt"
-run rlvr train tiny.lua --set name=bad5 --set algo.advantage=gae
-expect_status 2
-expect_err "needs a critic"
 run rlvr sft tiny.lua --set name=bad6 --set sft.response_key=nope
 expect_status 2
 expect_err "no string field 'nope' (sft.response_key)"

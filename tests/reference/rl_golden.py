@@ -4,7 +4,8 @@ Computes every advantage estimator, the clipped policy loss (symmetric, clip-hig
 dual-clip) under every aggregation, and the k1/k2/k3 KL losses, with torch autograd
 for the gradients, on a fixed random batch, following the published formulas as
 verl's core_algos.py implements them (GRPO, Dr. GRPO, RLOO, REINFORCE++, GAE,
-agg_loss, compute_policy_loss, kl_penalty).
+agg_loss, compute_policy_loss, kl_penalty, compute_value_loss). The value-loss inputs are
+drawn after everything else, so the earlier values do not change.
 
 Regenerate:  python3 tests/reference/rl_golden.py > tests/fixtures/rl/golden.json
 """
@@ -169,4 +170,32 @@ for est in ["k1", "k2", "k3"]:
         loss.backward()
         out["kl"].append({"estimator": est, "agg": kind, "coef": 0.04, "loss": float(loss.detach()),
                           "grad": tolist(lp.grad * mask)})
+
+def value_loss(vpreds, values, returns, cliprange_value, kind):
+    # verl core_algos.compute_value_loss
+    vpredclipped = torch.clamp(vpreds, values - cliprange_value, values + cliprange_value)
+    vf_losses1 = (vpreds - returns) ** 2
+    vf_losses2 = (vpredclipped - returns) ** 2
+    clipped_vf_losses = torch.max(vf_losses1, vf_losses2)
+    vf_loss = 0.5 * agg(clipped_vf_losses, kind)
+    vf_clipfrac = masked_mean(torch.gt(vf_losses2, vf_losses1).float(), mask)
+    return vf_loss, vf_clipfrac
+
+
+# The critic's new values: the old ones (`values`) moved by up to about +-1, so that some
+# tokens fall outside every clip range tested and some inside.
+vpreds = values + torch.randn(B, T) * 0.6
+_, gae_returns = gae(rew, values, 0.95, 0.9)
+out["vpreds"] = tolist(vpreds)
+out["value"] = []
+for cliprange in [0.2, 0.5, 100.0]:
+    for kind in ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum", "seq_mean_token_sum_norm"]:
+        vp = vpreds.clone().requires_grad_(True)
+        loss, cf = value_loss(vp, values, gae_returns, cliprange, kind)
+        loss.backward()
+        out["value"].append({"cliprange": cliprange, "agg": kind, "loss": float(loss.detach()),
+                             "clip_frac": float(cf), "grad": tolist(vp.grad * mask)})
+m = mask.bool()
+y, p = gae_returns[m], vpreds[m]
+out["explained_variance"] = float(1 - torch.var(y - p) / torch.var(y))
 print(json.dumps(out, indent=1))

@@ -307,6 +307,71 @@ static void test_gradient_finite_differences(void **state) {
     }
 }
 
+/* The loss of the hidden-state gradient check: sum_tc wh[t, c] * hidden[t, c]. */
+static double fd_hidden_loss(model *m, model_kv *kv, const int *seq_lens, const int *tokens, const float *wh, int T) {
+    rlvr_err e;
+    int slots[2] = {0, 1};
+    kv->len[0] = kv->len[1] = 0;
+    assert_int_equal(model_forward(m, kv, 2, slots, seq_lens, tokens, &e), 0);
+    const float *hid = model_hidden(m);
+    assert_non_null(hid);
+    double L = 0.0;
+    for (size_t i = 0; i < (size_t)T * m->cfg.hidden; i++) L += (double)wh[i] * hid[i];
+    return L;
+}
+
+/* model_backward_hidden (the critic's path: a gradient on the final normed hidden states)
+ * against finite differences on every parameter tensor of each architecture; lm_head gets
+ * no gradient from it. */
+static void test_hidden_backward_finite_differences(void **state) {
+    (void)state;
+    rlvr_err e;
+    const model_arch archs[] = {MODEL_LLAMA, MODEL_QWEN2, MODEL_QWEN3, MODEL_MISTRAL};
+    for (int a = 0; a < 4; a++) {
+        model_config c = {.arch = archs[a], .vocab = 20, .hidden = 16, .layers = 2, .heads = 4, .kv_heads = 2,
+                          .head_dim = 6, .intermediate = 24, .max_positions = 32, .rope_theta = 10000.0f,
+                          .rms_eps = 1e-6f, .init_range = 0.3f, .tie_embeddings = a == 1,
+                          .qkv_bias = archs[a] == MODEL_QWEN2, .qk_norm = archs[a] == MODEL_QWEN3,
+                          .bos_token_id = -1, .eos_token_id = -1};
+        model *m = model_init(&c, 11 + a, &e);
+        assert_non_null(m);
+        for (int i = 0; i < m->n_table; i++)
+            if (m->table[i].ndim == 1)
+                for (size_t k = 0; k < m->table[i].numel; k++) m->table[i].data[k] += 0.1f * (float)((k * 5 + i) % 7) - 0.3f;
+        assert_int_equal(model_alloc_grads(m, &e), 0);
+        assert_null(model_hidden(m));
+        assert_int_equal(model_backward_hidden(m, NULL, &e), -1); /* no forward yet */
+        model_kv *kv = model_kv_new(m, 2, 8, &e);
+        int seq_lens[2] = {5, 3}, tokens[8] = {1, 5, 9, 3, 19, 2, 2, 7};
+        float wh[8 * 16];
+        for (int i = 0; i < 8 * 16; i++) wh[i] = 0.05f * (float)((i * 37) % 23) - 0.5f;
+        fd_hidden_loss(m, kv, seq_lens, tokens, wh, 8);
+        assert_int_equal(model_backward_hidden(m, wh, &e), 0);
+        for (int i = 0; i < m->n_table; i++) {
+            model_param *p = &m->table[i];
+            if (!c.tie_embeddings && strcmp(p->name, "lm_head.weight") == 0) {
+                for (size_t k = 0; k < p->numel; k++) assert_true(p->grad[k] == 0.0f);
+                continue;
+            }
+            for (int probe = 0; probe < 3; probe++) {
+                size_t k = (size_t)(probe * 7919 + i * 31) % p->numel;
+                if (strcmp(p->name, "model.embed_tokens.weight") == 0) k = (size_t)tokens[probe] * 16 + (size_t)probe;
+                float saved = p->data[k], h = 1e-2f;
+                p->data[k] = saved + h;
+                double lp = fd_hidden_loss(m, kv, seq_lens, tokens, wh, 8);
+                p->data[k] = saved - h;
+                double lm = fd_hidden_loss(m, kv, seq_lens, tokens, wh, 8);
+                p->data[k] = saved;
+                double fd = (lp - lm) / (2.0 * h), an = p->grad[k];
+                if (fabs(fd - an) > 2e-2 * fabs(an) + 2e-3)
+                    fail_msg("arch %d: %s[%zu]: analytic %g, finite differences %g", a, p->name, k, an, fd);
+            }
+        }
+        model_kv_free(kv);
+        model_free(m);
+    }
+}
+
 /* A vocabulary wider than one chunk (2048) and more tokens than one row block (64): the
  * chunked log-probabilities and entropies equal those of the full logits, and the
  * gradient of lm_head rows in later chunks matches finite differences. */
@@ -670,6 +735,7 @@ int main(void) {
         cmocka_unit_test(test_greedy_matches_transformers),
         cmocka_unit_test(test_gradients_match_torch),
         cmocka_unit_test(test_gradient_finite_differences),
+        cmocka_unit_test(test_hidden_backward_finite_differences),
         cmocka_unit_test(test_logprobs_across_vocab_chunks),
         cmocka_unit_test(test_save_and_reload),
         cmocka_unit_test(test_init_round_trip),

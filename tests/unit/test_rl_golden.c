@@ -157,6 +157,53 @@ static void kl_losses_and_gradients(void **state) {
     free(grad);
 }
 
+/* The critic's clipped value loss (verl's compute_value_loss) on the GAE returns: loss,
+ * clip fraction and gradient for three clip ranges (one that never clips) under every
+ * aggregation; micro-batched sums equal the whole batch's; explained variance. */
+static void value_losses_and_gradients(void **state) {
+    size_t n = (size_t)B * T;
+    float *kl = malloc(n * sizeof *kl), *rew = malloc(n * sizeof *rew), *adv = malloc(n * sizeof *adv),
+          *ret = malloc(n * sizeof *ret), *grad = malloc(n * sizeof *grad), *grad2 = malloc(n * sizeof *grad2),
+          *w = malloc(n * sizeof *w);
+    float *vpreds = floats(get(golden, "vpreds"));
+    rl_batch_shape s = {B, T, mask, group};
+    rl_kl_per_token(RL_KL_K1, logp, ref_logp, mask, B, T, kl, NULL);
+    rl_token_rewards(&s, scores, kl, 0.05f, rew);
+    rlvr_err e = {{0}};
+    assert_int_equal(rl_gae_advantages(&s, rew, values, 0.95f, 0.9f, adv, ret, &e), 0);
+    const cJSON *c;
+    int cases = 0;
+    cJSON_ArrayForEach(c, get(golden, "value")) {
+        int agg = rl_agg_parse(get(c, "agg")->valuestring);
+        double clip = get(c, "cliprange")->valuedouble;
+        rl_vf_stats st;
+        assert_int_equal(rl_value_loss(vpreds, values, ret, mask, B, T, clip, agg, grad, &st, &e), 0);
+        char label[128];
+        snprintf(label, sizeof label, "value loss clip=%g %s", clip, get(c, "agg")->valuestring);
+        near(label, st.loss, get(c, "loss")->valuedouble);
+        near("vf clip_frac", st.clip_frac, get(c, "clip_frac")->valuedouble);
+        near_all(label, grad, get(c, "grad"));
+        /* Micro-batches of 2 sequences with the whole batch's weights: the same sums. */
+        assert_int_equal(rl_agg_weights(agg, mask, B, T, w, &e), 0);
+        rl_vf_sums acc = {0};
+        for (int b = 0; b < B; b += 2) {
+            size_t o = (size_t)b * T, cnt = (size_t)(B - b < 2 ? B - b : 2) * T;
+            rl_value_loss_weighted(vpreds + o, values + o, ret + o, w + o, mask + o, cnt, clip, grad2 + o, &acc);
+        }
+        rl_vf_stats st2;
+        rl_vf_stats_from_sums(&acc, &st2);
+        near("micro-batched value loss", st2.loss, st.loss);
+        near("micro-batched clip_frac", st2.clip_frac, st.clip_frac);
+        near_all("micro-batched grad", grad2, get(c, "grad"));
+        cases++;
+    }
+    assert_int_equal(cases, 12);
+    near("explained variance", rl_explained_variance(vpreds, ret, mask, n),
+         get(golden, "explained_variance")->valuedouble);
+    assert_true(isnan(rl_explained_variance(vpreds, ret, mask, 1)));
+    free(kl), free(rew), free(adv), free(ret), free(grad), free(grad2), free(w), free(vpreds);
+}
+
 static void bad_batches_are_errors(void **state) {
     uint8_t none[4] = {0, 0, 0, 0};
     int64_t g[2] = {0, 0};
@@ -194,6 +241,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(outcome_advantages),       cmocka_unit_test(token_level_advantages),
         cmocka_unit_test(policy_losses_and_gradients), cmocka_unit_test(kl_losses_and_gradients),
+        cmocka_unit_test(value_losses_and_gradients),
         cmocka_unit_test(bad_batches_are_errors),    cmocka_unit_test(equal_rewards_give_zero_advantage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
