@@ -1,7 +1,8 @@
 #!/bin/sh
 # run_on_device.sh - what the GPU machine checks for kernels/: a Release build without
 # BLAS, every GPU test, and the attention comparison with PyTorch's
-# scaled_dot_product_attention; with --sanitize, compute-sanitizer too (memcheck on every
+# scaled_dot_product_attention, the whole GPU model against transformers
+# (tests/reference/check_model_gpu_torch.py); with --sanitize, compute-sanitizer too (memcheck on every
 # GPU test, racecheck on those whose kernels are ours alone: cuBLASLt's are left out of
 # racecheck, which is slow on them); with --bench, bench/bench_kernels beside its PyTorch
 # peer (tests/reference/bench_torch_kernels.py), alternating, at 8 x 1024 and 2 x 4096.
@@ -27,13 +28,16 @@ nvidia-smi -L
 cmake -S . -B "$B" -G Ninja -DCMAKE_PREFIX_PATH="$PWD/.deps/usr" -DRLVR_BLAS=OFF -DCMAKE_BUILD_TYPE=Release \
     > "$LOGS/configure.log" 2>&1 || { tail -20 "$LOGS/configure.log"; exit 1; }
 tests=$(cd tests/gpu && ls test_*.c | sed 's/^/gpu_/; s/\.c$//')
-cmake --build "$B" --target $tests attention_tool bench_kernels > "$LOGS/build.log" 2>&1 || { tail -40 "$LOGS/build.log"; exit 1; }
+cmake --build "$B" --target $tests attention_tool model_gpu_tool bench_kernels > "$LOGS/build.log" 2>&1 || { tail -40 "$LOGS/build.log"; exit 1; }
 status=0
 ctest --test-dir "$B" --output-on-failure -R '^gpu_' > "$LOGS/ctest.log" 2>&1 || status=1
 grep -v '^ *$' "$LOGS/ctest.log" | grep -v '^device:' | tail -150
 python3 tests/reference/check_attention_torch.py "$B/tests/attention_tool" > "$LOGS/attention_torch.log" 2>&1
 tail -20 "$LOGS/attention_torch.log"
 grep -q '^passed' "$LOGS/attention_torch.log" || status=1
+python3 tests/reference/check_model_gpu_torch.py "$B/tests/model_gpu_tool" > "$LOGS/model_torch.log" 2>&1
+grep -v Warning "$LOGS/model_torch.log" | tail -40
+grep -q '^passed' "$LOGS/model_torch.log" || status=1
 if [ $sanitize -eq 1 ]; then
     for t in $tests; do
         tools=memcheck
