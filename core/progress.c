@@ -26,7 +26,8 @@ void progress_format_duration(char *buf, size_t n, double s) {
     else snprintf(buf, n, "%lldd%02lldh", t / 86400, t % 86400 / 3600);
 }
 
-void progress_format(char *buf, size_t n, const char *label, long long done, long long total, double elapsed,
+void progress_format(char *buf, size_t n, const char *label, long long since, long long done, long long total,
+                     double elapsed,
                      const char *extra, int with_bar) {
     sbuf b;
     sb_init(&b);
@@ -40,8 +41,8 @@ void progress_format(char *buf, size_t n, const char *label, long long done, lon
         sb_putc(&b, ']');
     }
     if (total > 0) sb_printf(&b, " %3d%%", (int)(100.0 * (double)done / (double)total));
-    double rate = elapsed > 0 ? (double)done / elapsed : 0;
-    if (done > 0 && elapsed > 0) {
+    double rate = elapsed > 0 ? (double)(done - since) / elapsed : 0;
+    if (done > since && elapsed > 0) {
         /* Slow work reads better as seconds per unit. */
         if (rate >= 1) sb_printf(&b, "  %.2f %s/s", rate, label);
         else sb_printf(&b, "  %.1f s/%s", 1.0 / rate, label);
@@ -79,7 +80,7 @@ void progress_start(progress *p, FILE *out, progress_mode mode, const char *labe
 static void draw(progress *p, const char *extra, int final) {
     char line[512];
     double now = util_now();
-    progress_format(line, sizeof line, p->label, p->done, p->total, now - p->t0, extra, p->bar);
+    progress_format(line, sizeof line, p->label, p->start, p->done, p->total, now - p->t0, extra, p->bar);
     if (p->bar) {
         /* \r to the line start, \033[K clears what a longer previous line left. */
         fprintf(p->out, "\r%s\033[K%s", line, final ? "\n" : "");
@@ -97,7 +98,7 @@ void progress_update(progress *p, long long done, const char *extra) {
     double now = util_now();
     /* Redraw a bar at most 10 times a second; print a line at most every interval. */
     double gap = p->bar ? 0.1 : p->interval;
-    if (now - p->last_print >= gap || (p->bar && done == 1)) draw(p, extra, 0);
+    if (now - p->last_print >= gap || (p->bar && done == p->start + 1)) draw(p, extra, 0);
 }
 
 void progress_finish(progress *p, const char *extra) {

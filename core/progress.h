@@ -15,6 +15,7 @@ typedef struct progress {
     int off;
     char label[32];      /* "step" */
     long long total;     /* 0 when unknown */
+    long long start;     /* units already done when the display began (a resumed run): not in the rate */
     long long done;
     double t0, last_print;
     double interval;     /* seconds between lines in line mode */
@@ -32,9 +33,10 @@ void progress_update(progress *p, long long done, const char *extra);
 void progress_finish(progress *p, const char *extra);
 
 /* The text of one progress line (no newline or escape codes), for the display and tests:
- * "step 12/200 [###-------]   6%  1.92 step/s  ETA 1m38s  reward 0.41". */
-void progress_format(char *buf, size_t n, const char *label, long long done, long long total, double elapsed,
-                     const char *extra, int with_bar);
+ * "step 12/200 [###-------]   6%  1.92 step/s  ETA 1m38s  reward 0.41". The rate counts
+ * the done - since units of the last `elapsed` seconds. */
+void progress_format(char *buf, size_t n, const char *label, long long since, long long done, long long total,
+                     double elapsed, const char *extra, int with_bar);
 
 /* "42s", "3m07s", "2h05m", "3d04h". */
 void progress_format_duration(char *buf, size_t n, double seconds);

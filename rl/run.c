@@ -60,6 +60,7 @@ int rl_run(rl_run_kind kind, const rl_run_opts *o, int *usage_error, rlvr_err *e
     progress p;
     progress_start(&p, o->out, (progress_mode)progress_mode_parse(cfg->log_progress), "step", cfg->steps);
     if (!p.bar) p.interval = 0; /* lines: one every log_every steps */
+    p.start = p.done = c.step;  /* a resumed run's rate and ETA count only this process's steps */
     int rc = 0;
     const char *status = "finished";
     char last_line[256] = "";

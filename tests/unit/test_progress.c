@@ -4,15 +4,18 @@
 
 static void formats_rate_eta_and_bar(void **state) {
     char buf[256];
-    progress_format(buf, sizeof buf, "step", 12, 200, 6.0, "reward 0.41", 1);
+    progress_format(buf, sizeof buf, "step", 0, 12, 200, 6.0, "reward 0.41", 1);
     assert_string_equal(buf, "step 12/200 [#-------------------]   6%  2.00 step/s  ETA 1m34s  reward 0.41");
-    progress_format(buf, sizeof buf, "step", 200, 200, 100.0, NULL, 1);
+    progress_format(buf, sizeof buf, "step", 0, 200, 200, 100.0, NULL, 1);
     assert_string_equal(buf, "step 200/200 [####################] 100%  2.00 step/s  in 1m40s");
     /* Slow units read as seconds per unit; unknown totals have no bar or ETA. */
-    progress_format(buf, sizeof buf, "step", 3, 0, 30.0, NULL, 1);
+    progress_format(buf, sizeof buf, "step", 0, 3, 0, 30.0, NULL, 1);
     assert_string_equal(buf, "step 3  10.0 s/step  elapsed 30s");
-    progress_format(buf, sizeof buf, "row", 0, 10, 0.0, NULL, 0);
+    progress_format(buf, sizeof buf, "row", 0, 0, 10, 0.0, NULL, 0);
     assert_string_equal(buf, "row 0/10   0%");
+    /* A resumed run: 150 steps were done before; 10 more in 15 s is 1.5 s/step. */
+    progress_format(buf, sizeof buf, "step", 150, 160, 250, 15.0, NULL, 0);
+    assert_string_equal(buf, "step 160/250  64%  1.5 s/step  ETA 2m15s");
 }
 
 static void durations(void **state) {
