@@ -262,6 +262,25 @@ static double fd_loss(model *m, model_kv *kv, const int *seq_lens, const int *to
     return L;
 }
 
+/* A tiny model of architecture archs[a] for finite differences (Qwen2 tied, Qwen3 with q/k
+ * norms), its norms and biases moved off their init (by a pattern of `mul`, `mod`, `off`)
+ * so that their gradients are generic. */
+static model *fd_model(model_arch arch, int a, uint64_t seed, int mul, int mod, float off) {
+    rlvr_err e;
+    model_config c = {.arch = arch, .vocab = 20, .hidden = 16, .layers = 2, .heads = 4, .kv_heads = 2,
+                      .head_dim = 6, .intermediate = 24, .max_positions = 32, .rope_theta = 10000.0f,
+                      .rms_eps = 1e-6f, .init_range = 0.3f, .tie_embeddings = a == 1,
+                      .qkv_bias = arch == MODEL_QWEN2, .qk_norm = arch == MODEL_QWEN3,
+                      .bos_token_id = -1, .eos_token_id = -1};
+    model *m = model_init(&c, seed, &e);
+    assert_non_null(m);
+    for (int i = 0; i < m->n_table; i++)
+        if (m->table[i].ndim == 1)
+            for (size_t k = 0; k < m->table[i].numel; k++)
+                m->table[i].data[k] += 0.1f * (float)((k * (size_t)mul + (size_t)i) % (size_t)mod) - off;
+    return m;
+}
+
 /* Finite differences on a freshly initialized model of each architecture: a few entries
  * of every parameter tensor, central differences. */
 static void test_gradient_finite_differences(void **state) {
@@ -269,17 +288,7 @@ static void test_gradient_finite_differences(void **state) {
     rlvr_err e;
     const model_arch archs[] = {MODEL_LLAMA, MODEL_QWEN2, MODEL_QWEN3, MODEL_MISTRAL};
     for (int a = 0; a < 4; a++) {
-        model_config c = {.arch = archs[a], .vocab = 20, .hidden = 16, .layers = 2, .heads = 4, .kv_heads = 2,
-                          .head_dim = 6, .intermediate = 24, .max_positions = 32, .rope_theta = 10000.0f,
-                          .rms_eps = 1e-6f, .init_range = 0.3f, .tie_embeddings = a == 1,
-                          .qkv_bias = archs[a] == MODEL_QWEN2, .qk_norm = archs[a] == MODEL_QWEN3,
-                          .bos_token_id = -1, .eos_token_id = -1};
-        model *m = model_init(&c, 7 + a, &e);
-        assert_non_null(m);
-        /* norms and biases away from their init so their gradients are generic */
-        for (int i = 0; i < m->n_table; i++)
-            if (m->table[i].ndim == 1)
-                for (size_t k = 0; k < m->table[i].numel; k++) m->table[i].data[k] += 0.1f * (float)((k * 7 + i) % 5) - 0.2f;
+        model *m = fd_model(archs[a], a, 7 + a, 7, 5, 0.2f);
         assert_int_equal(model_alloc_grads(m, &e), 0);
         model_kv *kv = model_kv_new(m, 2, 8, &e);
         int seq_lens[2] = {5, 3}, tokens[8] = {1, 5, 9, 3, 19, 2, 2, 7}, targets[8] = {5, 9, 3, 19, 0, 2, 7, 11};
@@ -328,16 +337,7 @@ static void test_hidden_backward_finite_differences(void **state) {
     rlvr_err e;
     const model_arch archs[] = {MODEL_LLAMA, MODEL_QWEN2, MODEL_QWEN3, MODEL_MISTRAL};
     for (int a = 0; a < 4; a++) {
-        model_config c = {.arch = archs[a], .vocab = 20, .hidden = 16, .layers = 2, .heads = 4, .kv_heads = 2,
-                          .head_dim = 6, .intermediate = 24, .max_positions = 32, .rope_theta = 10000.0f,
-                          .rms_eps = 1e-6f, .init_range = 0.3f, .tie_embeddings = a == 1,
-                          .qkv_bias = archs[a] == MODEL_QWEN2, .qk_norm = archs[a] == MODEL_QWEN3,
-                          .bos_token_id = -1, .eos_token_id = -1};
-        model *m = model_init(&c, 11 + a, &e);
-        assert_non_null(m);
-        for (int i = 0; i < m->n_table; i++)
-            if (m->table[i].ndim == 1)
-                for (size_t k = 0; k < m->table[i].numel; k++) m->table[i].data[k] += 0.1f * (float)((k * 5 + i) % 7) - 0.3f;
+        model *m = fd_model(archs[a], a, 11 + a, 5, 7, 0.3f);
         assert_int_equal(model_alloc_grads(m, &e), 0);
         assert_null(model_hidden(m));
         assert_int_equal(model_backward_hidden(m, NULL, &e), -1); /* no forward yet */
@@ -349,7 +349,7 @@ static void test_hidden_backward_finite_differences(void **state) {
         assert_int_equal(model_backward_hidden(m, wh, &e), 0);
         for (int i = 0; i < m->n_table; i++) {
             model_param *p = &m->table[i];
-            if (!c.tie_embeddings && strcmp(p->name, "lm_head.weight") == 0) {
+            if (!m->cfg.tie_embeddings && strcmp(p->name, "lm_head.weight") == 0) {
                 for (size_t k = 0; k < p->numel; k++) assert_true(p->grad[k] == 0.0f);
                 continue;
             }
