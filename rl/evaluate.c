@@ -44,6 +44,7 @@ int rl_ctx_evaluate(rl_ctx *c, const dataset *d, const rl_prompt *prompts, FILE 
     size_t n = d->n;
     int max_new = (int)c->cfg->rollout_max_new_tokens;
     if (n == 0) return err_set(e, "no evaluation prompts");
+    if (rl_ctx_sync_host(c, e) != 0) return -1; /* generation runs on the host model */
     sample_seq *seqs = calloc(n, sizeof *seqs);
     int *outs = malloc(n * (size_t)max_new * sizeof *outs);
     cJSON **inputs = calloc(n, sizeof *inputs);

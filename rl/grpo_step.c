@@ -521,6 +521,7 @@ int rl_grpo_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_ev
         err_set(e, "out of memory");
         goto done;
     }
+    if (rl_ctx_sync_host(c, e) != 0) goto done; /* the rollouts run on the host model */
     int rounds = cfg->algo_dynamic_sampling ? (int)cfg->algo_max_sampling_rounds : 1;
     for (int round = 0; round < rounds && b.groups_kept < cfg->rollout_prompts_per_step; round++)
         if (sample_round(c, train, &b, round, e) != 0) goto done;

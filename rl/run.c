@@ -27,7 +27,7 @@ static int save_final(rl_ctx *c, rlvr_err *e) {
     char *old = util_path_join(c->run_dir, "model.old");
     int rc = -1;
     if (!tmp || !final || !old) err_set(e, "out of memory");
-    else if (model_save(c->m, tmp, e) == 0) {
+    else if (rl_ctx_sync_host(c, e) == 0 && model_save(c->m, tmp, e) == 0) {
         if (util_is_dir(final) && rename(final, old) != 0) err_set(e, "%s: cannot move the previous model aside", final);
         else if (rename(tmp, final) != 0) err_set(e, "%s: cannot rename into place", final);
         else rc = 0;

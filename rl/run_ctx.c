@@ -488,10 +488,17 @@ int rl_ctx_optimizer_step(rl_ctx *c, double lr, rlvr_err *e) {
     }
     if (gpu_model_adamw_step(c->gpu, lr, e) != 0) return -1;
     c->opt.step++; /* the host m and v are refreshed only for checkpoints (rl_ctx_checkpoint) */
-    /* Rollouts and evaluation still run on the CPU model (the GPU generation engine is
-     * issue 8's), so it receives the updated weights after every optimizer step: the next
-     * samples come from the policy just trained. */
-    return gpu_model_download(c->gpu, c->m, e);
+    c->host_stale = 1;
+    return 0;
+}
+
+/* Rollouts and evaluation still run on the CPU model (the GPU generation engine is issue
+ * 8's), so before they read it, it receives the weights just trained. */
+int rl_ctx_sync_host(rl_ctx *c, rlvr_err *e) {
+    if (!c->gpu || !c->host_stale) return 0;
+    if (gpu_model_download(c->gpu, c->m, e) != 0) return -1;
+    c->host_stale = 0;
+    return 0;
 }
 
 /* Writes the critic into a checkpoint's directory, as critic/. */
@@ -506,8 +513,7 @@ static int save_critic(const char *dir, void *critic, rlvr_err *e) {
 int rl_ctx_checkpoint(rl_ctx *c, rlvr_err *e) {
     if (c->gpu) { /* the device holds the current weights and AdamW state: bring them home first */
         long long step = 0;
-        if (gpu_model_download(c->gpu, c->m, e) != 0 ||
-            gpu_model_optimizer_download(c->gpu, c->opt.m, c->opt.v, &step, e) != 0)
+        if (rl_ctx_sync_host(c, e) != 0 || gpu_model_optimizer_download(c->gpu, c->opt.m, c->opt.v, &step, e) != 0)
             return err_prefix(e, "checkpoint");
         c->opt.step = step;
     }

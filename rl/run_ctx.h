@@ -34,6 +34,7 @@ typedef struct rl_ctx {
      * reference's forward-only copy on the GPU. m stays the weights' host copy: rollouts
      * and evaluation run on it, checkpoints are written from it. */
     gpu_model *gpu, *gpu_ref;
+    int host_stale;       /* gpu's weights have moved since m last received them */
     rl_critic *critic;    /* the value model (algo.advantage = "gae"), else NULL */
     tok_tokenizer *tok;
     int *stop_ids;
@@ -88,10 +89,14 @@ int rl_sft_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_eva
 
 /* The optimizer's side of a step, on the GPU with device = "cuda", else on the CPU:
  * zeroing the gradients, clipping them to max_grad_norm (*norm: the norm before), and one
- * AdamW update at lr (after which the host model holds the new weights either way). */
+ * AdamW update at lr. On the GPU the update leaves the host model stale: */
 int rl_ctx_zero_grads(rl_ctx *c, rlvr_err *e);
 int rl_ctx_clip_grads(rl_ctx *c, double *norm, rlvr_err *e);
 int rl_ctx_optimizer_step(rl_ctx *c, double lr, rlvr_err *e);
+/* brings the GPU's weights into the host model when they moved since the last call (a
+ * no-op on the CPU). Called where the host model is read: generation, evaluation,
+ * checkpoints and the final save, so SFT and extra PPO minibatches copy nothing per update. */
+int rl_ctx_sync_host(rl_ctx *c, rlvr_err *e);
 
 /* Writes a checkpoint of the current step. */
 int rl_ctx_checkpoint(rl_ctx *c, rlvr_err *e);
