@@ -400,3 +400,36 @@ void cpu_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx) {
     openblas_set_num_threads(blas_threads);
 #endif
 }
+
+void adamw_update(float *params, const float *grads, float *m, float *v, size_t n, long long step, double lr,
+                  double beta1, double beta2, double eps, double weight_decay) {
+    /* 1 - beta is formed in double and rounded once, as torch passes it as a scalar. */
+    const float b2 = (float)beta2, one_minus_b2 = (float)(1.0 - beta2);
+    const double bc1 = 1.0 - pow(beta1, (double)step);
+    const double bc2_sqrt = sqrt(1.0 - pow(beta2, (double)step));
+    const float step_size = (float)(lr / bc1);
+    const float decay = (float)(1.0 - lr * weight_decay);
+    /* The operation order is torch's single-tensor AdamW: m by lerp (whose formula
+     * switches at weight 0.5), v by mul then addcmul, and p += -step * (m / denom). */
+    const float w1 = (float)(1.0 - beta1);
+    for (size_t i = 0; i < n; i++) {
+        float g = grads[i];
+        params[i] *= decay;
+        m[i] = w1 < 0.5f ? m[i] + w1 * (g - m[i]) : g - (g - m[i]) * (1.0f - w1);
+        v[i] = v[i] * b2 + one_minus_b2 * (g * g);
+        float denom = sqrtf(v[i]) / (float)bc2_sqrt + (float)eps;
+        params[i] += -step_size * (m[i] / denom);
+    }
+}
+
+double clip_grad_norm(float *grads, size_t n, double max_norm) {
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += (double)grads[i] * grads[i];
+    double norm = sqrt(sum);
+    if (max_norm > 0) {
+        double coef = max_norm / (norm + 1e-6);
+        if (coef < 1.0)
+            for (size_t i = 0; i < n; i++) grads[i] = (float)(grads[i] * coef);
+    }
+    return norm;
+}

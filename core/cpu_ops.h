@@ -90,6 +90,16 @@ void embedding_backward(float *dtable, const float *dout, const int *tokens, int
  * groups, or -1 when out of memory. */
 int embedding_group_rows(const int *tokens, int T, int *order, int *starts, int *unique);
 
+/* AdamW update number `step` (from 1) of params [n] from grads, with fp32 moments m, v
+ * [n], in torch's single-tensor AdamW order of operations. CPU twin of kern_adamw_step;
+ * rl_adamw_step (rl/optim.h) calls it. */
+void adamw_update(float *params, const float *grads, float *m, float *v, size_t n, long long step, double lr,
+                  double beta1, double beta2, double eps, double weight_decay);
+/* The global L2 norm of grads [n] (summed in double), and when max_norm > 0 grads scaled
+ * so the norm is at most max_norm (torch's clip_grad_norm_, 1e-6 added to the norm).
+ * Returns the norm before clipping. CPU twin of kern_clip_grad_norm. */
+double clip_grad_norm(float *grads, size_t n, double max_norm);
+
 /* Runs fn(ctx, i) for i in [0, n) on up to cpu_threads() POSIX threads (fn must not write
  * what another i writes). cpu_set_threads(n) sets the count (default 1). */
 void cpu_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx);

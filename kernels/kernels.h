@@ -190,7 +190,7 @@ size_t kern_attention_backward_scratch(int T, int H);
 
 /* AdamW on fp32 master weights with fp32 state (m, v: [n]), step counted from 1; when
  * params_bf16 is not NULL it receives the updated weights rounded to bf16 (the copy the
- * forward pass reads). CPU twin: rl_adamw_step in rl/optim.c. */
+ * forward pass reads). CPU twin: adamw_update (core/cpu_ops.h), which rl_adamw_step calls. */
 int kern_adamw_step(float *params, void *params_bf16, const float *grads, float *m, float *v, size_t n,
                     long long step, double lr, double beta1, double beta2, double eps, double weight_decay,
                     void *stream, rlvr_err *e);
@@ -198,7 +198,7 @@ int kern_adamw_step(float *params, void *params_bf16, const float *grads, float 
 /* Global L2 norm of grads [n], and when max_norm > 0 scales them so it is at most
  * max_norm (clip_grad_norm_). Deterministic: no atomics. `workspace` is device memory of
  * kern_clip_grad_norm_workspace() bytes; the norm before clipping goes to *norm_host
- * (may be NULL: then nothing waits for the GPU). CPU twin: rl_clip_grad_norm. */
+ * (may be NULL: then nothing waits for the GPU). CPU twin: clip_grad_norm (core/cpu_ops.h). */
 int kern_clip_grad_norm(float *grads, size_t n, double max_norm, void *workspace, double *norm_host, void *stream,
                         rlvr_err *e);
 size_t kern_clip_grad_norm_workspace(void);

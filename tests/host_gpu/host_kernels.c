@@ -317,32 +317,15 @@ int kern_adamw_step(float *params, void *params_bf16, const float *grads, float 
                     long long step, double lr, double beta1, double beta2, double eps, double weight_decay,
                     void *stream, rlvr_err *e) {
     if (step < 1) return err_set(e, "adamw: step must be >= 1 (got %lld)", step);
-    /* rl_adamw_step's arithmetic (rl/optim.c), which the kernel follows */
-    const float b2 = (float)beta2, one_minus_b2 = (float)(1.0 - beta2);
-    const double bc1 = 1.0 - pow(beta1, (double)step), bc2_sqrt = sqrt(1.0 - pow(beta2, (double)step));
-    const float step_size = (float)(lr / bc1), decay = (float)(1.0 - lr * weight_decay), w1 = (float)(1.0 - beta1);
-    for (size_t i = 0; i < n; i++) {
-        float g = grads[i];
-        params[i] *= decay;
-        m[i] = w1 < 0.5f ? m[i] + w1 * (g - m[i]) : g - (g - m[i]) * (1.0f - w1);
-        v[i] = v[i] * b2 + one_minus_b2 * (g * g);
-        float denom = sqrtf(v[i]) / (float)bc2_sqrt + (float)eps;
-        params[i] += -step_size * (m[i] / denom);
-        if (params_bf16) ((uint16_t *)params_bf16)[i] = f2bf(params[i]);
-    }
+    adamw_update(params, grads, m, v, n, step, lr, beta1, beta2, eps, weight_decay); /* the twin */
+    if (params_bf16)
+        for (size_t i = 0; i < n; i++) ((uint16_t *)params_bf16)[i] = f2bf(params[i]);
     return 0;
 }
 
 int kern_clip_grad_norm(float *grads, size_t n, double max_norm, void *workspace, double *norm_host, void *stream,
                         rlvr_err *e) {
-    double sum = 0.0;
-    for (size_t i = 0; i < n; i++) sum += (double)grads[i] * grads[i];
-    double norm = sqrt(sum);
-    if (max_norm > 0) {
-        double coef = max_norm / (norm + 1e-6);
-        if (coef < 1.0)
-            for (size_t i = 0; i < n; i++) grads[i] = (float)(grads[i] * coef);
-    }
+    double norm = clip_grad_norm(grads, n, max_norm);
     if (norm_host) *norm_host = norm;
     return 0;
 }
