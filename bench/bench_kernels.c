@@ -6,6 +6,10 @@
  * peers of the same operations on the same shapes; run both in one device call.
  *
  *   bench_kernels [--batch B] [--seq L] [--iters N] [--chunk V_CHUNK]
+ *                 [--heads H] [--kv-heads KV] [--head-dim D]
+ *
+ * --heads, --kv-heads and --head-dim change the attention and RoPE shapes only (12, 2
+ * and 128 are Qwen2.5-1.5B's).
  *
  * Times are the median of N runs after two warm-ups, each run synchronized; inputs are
  * random normal (never zeros). FLOP counts: 2 T I C for a linear forward, twice that for
@@ -147,19 +151,23 @@ static int rope_fwd(void *c, rlvr_err *e) {
 }
 
 int main(int argc, char **argv) {
-    int B = 8, L = 1024, iters = 20, chunk = 16384;
+    int B = 8, L = 1024, iters = 20, chunk = 16384, H = 14, KV = 2, D = 64;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--batch") == 0) B = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--seq") == 0) L = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--iters") == 0) iters = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--chunk") == 0) chunk = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--heads") == 0) H = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--kv-heads") == 0) KV = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--head-dim") == 0) D = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_kernels: unknown option %s\n", argv[i]);
             return 2;
         }
     }
-    if (B < 1 || L < 1 || iters < 1 || chunk < 1) {
-        fprintf(stderr, "bench_kernels: --batch, --seq, --iters and --chunk must be >= 1\n");
+    if (B < 1 || L < 1 || iters < 1 || chunk < 1 || H < 1 || KV < 1 || H % KV || D < 2 || D % 2) {
+        fprintf(stderr, "bench_kernels: --batch, --seq, --iters, --chunk, --heads and --kv-heads must be >= 1, "
+                        "--heads a multiple of --kv-heads, --head-dim even\n");
         return 2;
     }
     rlvr_err e = {{0}};
@@ -175,7 +183,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_kernels: %s\n", e.msg);
         return 1;
     }
-    b.n_seqs = B, b.L = L, b.T = B * L, b.C = 896, b.I = 4864, b.H = 14, b.KV = 2, b.D = 64, b.V = 151936;
+    b.n_seqs = B, b.L = L, b.T = B * L, b.C = 896, b.I = 4864, b.H = H, b.KV = KV, b.D = D, b.V = 151936;
     b.chunk = chunk;
     const size_t T = (size_t)b.T, C = (size_t)b.C, I = (size_t)b.I, HD = (size_t)b.H * b.D, KVD = (size_t)b.KV * b.D;
     b.x = dev_randn(T * C, 1.0f, 1), b.w_up = dev_randn(I * C, 0.02f, 2), b.up = dev_randn(T * I, 1.0f, 3);
@@ -183,7 +191,7 @@ int main(int argc, char **argv) {
     b.q = dev_randn(T * HD, 1.0f, 5), b.k = dev_randn(T * KVD, 1.0f, 6), b.v = dev_randn(T * KVD, 1.0f, 7);
     b.att = dev_zeros(T * HD * 2), b.datt = dev_randn(T * HD, 1.0f, 8), b.dq = dev_zeros(T * HD * 2);
     b.dk = dev_zeros(T * KVD * 2), b.dv = dev_zeros(T * KVD * 2), b.lse = dev_zeros(T * b.H * 4);
-    b.att_scratch = dev_zeros(kern_attention_backward_scratch(b.T, b.H));
+    b.att_scratch = dev_zeros(kern_attention_backward_scratch(b.T, b.H, b.KV, b.D));
     b.xn = dev_randn(T * C, 1.0f, 9), b.w_head = dev_randn((size_t)b.V * C, 0.05f, 10);
     b.logz = dev_zeros(T * 4), b.logp = dev_zeros(T * 4), b.ent = dev_zeros(T * 4), b.dlogp = dev_zeros(T * 4);
     b.dxn = dev_zeros(T * C * 4), b.dw_head = dev_zeros((size_t)b.V * C * 4);
@@ -209,7 +217,8 @@ int main(int argc, char **argv) {
     kern_memcpy_h2d(b.dlogp, ones, T * 4, &e);
     free(ones);
 
-    printf("shape: %d sequences x %d tokens (T = %d), bf16, median of %d runs\n", B, L, b.T, iters);
+    printf("shape: %d sequences x %d tokens (T = %d), attention %d/%d heads x %d, bf16, median of %d runs\n", B, L,
+           b.T, H, KV, D, iters);
     double lin = 2.0 * T * C * I, att = 0;
     for (int s = 0; s < B; s++) att += 4.0 * b.D * b.H * (double)L * (L + 1) / 2;
     double lm = 2.0 * T * C * b.V;

@@ -170,7 +170,7 @@ int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, float *dw, c
  * int device memory, sequence s being tokens cu_seqlens[s] .. cu_seqlens[s + 1] - 1 at
  * positions 0..; max_seqlen bounds the longest. lse: [T, H] fp32, the log-sum-exp of each
  * row's scores (scale 1/sqrt(D)), for backward. H a multiple of KV, D <= 256. bf16 with
- * D = 64 or 128 runs on the tensor cores (P rounded to bf16 before P V, as FlashAttention
+ * D = 64 or 128 and 16-byte aligned tensors runs on the tensor cores (P rounded to bf16 before P V, as FlashAttention
  * does); other cases in fp32 on the CUDA cores. Deterministic (no atomics).
  * CPU twin: attention_forward. */
 int kern_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k, const void *v,
@@ -181,12 +181,12 @@ int kern_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, 
  * (no atomic adds, unlike FlashAttention-2): deterministic. bf16 with D = 64 or 128 runs
  * on the tensor cores (P and dS rounded to bf16 before their products); other cases in
  * fp32 on the CUDA cores. `scratch` is device memory of
- * kern_attention_backward_scratch(T, H) bytes. CPU twin: attention_backward. */
+ * kern_attention_backward_scratch(T, H, KV, D) bytes. CPU twin: attention_backward. */
 int kern_attention_backward(kern_dtype dt, void *dq, void *dk, void *dv, const void *dout, const void *q,
                             const void *k, const void *v, const void *out, const float *lse, const int *cu_seqlens,
                             int n_seqs, int max_seqlen, int T, int H, int KV, int D, void *scratch, void *stream,
                             rlvr_err *e);
-size_t kern_attention_backward_scratch(int T, int H);
+size_t kern_attention_backward_scratch(int T, int H, int KV, int D);
 
 /* AdamW on fp32 master weights with fp32 state (m, v: [n]), step counted from 1; when
  * params_bf16 is not NULL it receives the updated weights rounded to bf16 (the copy the

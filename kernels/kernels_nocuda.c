@@ -131,7 +131,10 @@ int kern_attention_backward(kern_dtype dt, void *dq, void *dk, void *dv, const v
     return err_set(e, "built without CUDA");
 }
 
-size_t kern_attention_backward_scratch(int T, int H) { return 0; }
+size_t kern_attention_backward_scratch(int T, int H, int KV, int D) {
+    (void)T, (void)H, (void)KV, (void)D;
+    return 0;
+}
 
 int kern_adamw_step(float *params, void *params_bf16, const float *grads, float *m, float *v, size_t n,
                     long long step, double lr, double beta1, double beta2, double eps, double weight_decay,

@@ -185,7 +185,7 @@ static void layout(const model_config *c, const gpu_model_opts *o, gm_bufs *b, g
         ns = q > ns ? q : ns;
     }
     b->norm_scratch = take(ws, ns);
-    b->att_scratch = take(ws, kern_attention_backward_scratch(o->max_tokens, c->heads));
+    b->att_scratch = take(ws, kern_attention_backward_scratch(o->max_tokens, c->heads, c->kv_heads, c->head_dim));
     b->clip_ws = take(ws, kern_clip_grad_norm_workspace());
     b->dlogp = take(ws, T * f4);
     b->dent = take(ws, T * f4);

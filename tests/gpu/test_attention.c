@@ -78,7 +78,7 @@ static void check_attention(kern_dtype dt, const int *lens, int n_seqs, int H, i
     void *d_q = gpu_upload(dt, q, nq), *d_k = gpu_upload(dt, k, nk), *d_v = gpu_upload(dt, v, nk);
     void *d_dout = gpu_upload(dt, dout, nq);
     int *d_cu = kern_malloc((size_t)(n_seqs + 1) * sizeof(int), &e);
-    void *scratch = kern_malloc(kern_attention_backward_scratch(T, H), &e);
+    void *scratch = kern_malloc(kern_attention_backward_scratch(T, H, KV, D), &e);
     CHECK(d_cu && scratch && kern_memcpy_h2d(d_cu, cu, (size_t)(n_seqs + 1) * sizeof(int), &e) == 0, "%s", e.msg);
     float *got[2][5];
     for (int run = 0; run < 2; run++) {
@@ -142,7 +142,7 @@ int main(void) {
     gpu_test_require_device();
     static const int one[] = {1}, mixed[] = {1, 7, 33, 64, 100}, empty_mid[] = {5, 0, 9}, qwen[] = {129, 300},
                      long_one[] = {50}, mha[] = {77, 1}, odd_d[] = {31, 45},
-                     long_mixed[] = {200, 64, 129};
+                     long_mixed[] = {200, 64, 129}, qwen15[] = {700, 333}, long_gqa[] = {1030, 17};
     for (int dt = 0; dt < 2; dt++) {
         kern_dtype t = (kern_dtype)dt;
         check_attention(t, one, 1, 1, 1, 64);
@@ -151,6 +151,8 @@ int main(void) {
         check_attention(t, qwen, 2, 14, 2, 64);       /* Qwen2.5-0.5B heads: 14 query, 2 KV, 64 wide */
         check_attention(t, mha, 2, 8, 8, 128);        /* multi-head (no grouping), D = 128 */
         check_attention(t, long_mixed, 3, 4, 2, 64);  /* several 64-row tensor-core tiles */
+        check_attention(t, qwen15, 2, 12, 2, 128);    /* Qwen2.5-1.5B heads: 12 query, 2 KV, 128 wide */
+        check_attention(t, long_gqa, 2, 14, 2, 64);   /* many tiles, double-buffered loads, group of 7 */
         check_attention(t, long_one, 1, 4, 1, 256);   /* D = 256 (Gemma-like), group of 4 */
         check_attention(t, odd_d, 2, 6, 3, 40);       /* a head size that is not a multiple of 32 */
     }

@@ -1,9 +1,10 @@
 """PyTorch's peers of bench/bench_kernels.c, same shapes, same FLOP counts, same GPU.
 
-    python3 tests/reference/bench_torch_kernels.py [BATCH SEQ ITERS]
+    python3 tests/reference/bench_torch_kernels.py [BATCH SEQ ITERS [H KV D]]
 
 Qwen2.5-0.5B shapes in bf16 over BATCH sequences of SEQ tokens: F.linear 896 -> 4864
-forward and backward; scaled_dot_product_attention (causal, enable_gqa, the batch as
+forward and backward; scaled_dot_product_attention (H query and KV key/value heads of
+D, 14/2 x 64 unless given) (causal, enable_gqa, the batch as
 BATCH equal sequences) forward and backward; the LM head as PyTorch code usually writes it
 (logits [T, 151936] in bf16, log_softmax in fp32, gather and entropy) forward and
 backward, with its peak memory; RMSNorm (torch.nn.functional.rms_norm) and SwiGLU
@@ -32,15 +33,17 @@ def median_ms(fn, iters):
 
 
 def main():
-    B, L, iters = (int(a) for a in sys.argv[1:4]) if len(sys.argv) == 4 else (8, 1024, 20)
+    B, L, iters = (int(a) for a in sys.argv[1:4]) if len(sys.argv) >= 4 else (8, 1024, 20)
+    H, KV, D = (int(a) for a in sys.argv[4:7]) if len(sys.argv) == 7 else (14, 2, 64)
     if not torch.cuda.is_available():
         print("skipped: no CUDA device")
         return 0
     torch.backends.cuda.matmul.allow_tf32 = False
     dev, bf = "cuda", torch.bfloat16
-    T, C, I, H, KV, D, V = B * L, 896, 4864, 14, 2, 64, 151936
+    T, C, I, V = B * L, 896, 4864, 151936
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
-    print(f"shape: {B} sequences x {L} tokens (T = {T}), bf16, median of {iters} runs")
+    print(f"shape: {B} sequences x {L} tokens (T = {T}), attention {H}/{KV} heads x {D}, bf16, "
+          f"median of {iters} runs")
     rows = []
 
     x = torch.randn(T, C, device=dev, dtype=bf, requires_grad=True)

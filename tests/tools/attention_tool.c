@@ -104,7 +104,7 @@ int main(int argc, char **argv) {
     void *d_dq = to_device(dt, zeros, nq, &e), *d_dk = to_device(dt, zeros, nk, &e), *d_dv = to_device(dt, zeros, nk, &e);
     float *d_lse = to_device(KERN_F32, zeros, nl, &e);
     int32_t *d_cu = kern_malloc((size_t)(n_seqs + 1) * 4, &e);
-    void *scratch = kern_malloc(kern_attention_backward_scratch(T, H), &e);
+    void *scratch = kern_malloc(kern_attention_backward_scratch(T, H, KV, D), &e);
     FILE *out = fopen(argv[2], "wb");
     int ok = zeros && host && d_q && d_k && d_v && d_dout && d_out && d_dq && d_dk && d_dv && d_lse && d_cu &&
              scratch && out && kern_memcpy_h2d(d_cu, cu, (size_t)(n_seqs + 1) * 4, &e) == 0 &&

@@ -1,0 +1,549 @@
+// attention_tc.cu - the tensor-core path of attention.cu: bf16 with head size 64 or 128,
+// the case every model rlvr trains hits. FlashAttention-2's forward (Dao, 2023) and a
+// backward without atomics, written with mma.sync (m16n8k16, bf16 in, fp32 accumulate),
+// ldmatrix and cp.async, so that scores never leave registers.
+//
+// Each warp owns 16 rows of its block's tile. The accumulator of one m16n8k16 product
+// holds, in lane (group g = lane / 4, t = lane % 4), rows g and g + 8 at columns 2t and
+// 2t + 1 of an 8-column slice; two neighbouring slices are exactly the A operand of the
+// next product. So S = Q K^T is folded into the online softmax where it lands, rounded to
+// bf16 and multiplied by V without a trip through shared memory (FlashAttention-2's
+// arrangement). Row reductions take two shuffles: a row lives in the 4 lanes of a group.
+// Exponentials are base 2 on scores pre-multiplied by scale * log2(e); lse is returned in
+// natural-log units like the CPU twin's.
+//
+// Tiles of K and V (forward, dQ) or of Q and dO (dK/dV) are double-buffered: the next
+// tile is copied with cp.async while the current one is multiplied. Shared rows are
+// padded by 16 bytes so the 8 rows an ldmatrix reads fall in different banks.
+//
+// Backward, deterministic: one kernel makes dQ per query tile (FlashAttention-2 adds
+// into dQ atomically instead), one makes dK and dV per key tile and query head. With
+// grouped-query heads each query head's dK/dV goes to an fp32 scratch and a third kernel
+// adds the group's heads in order; every output element has one writer, so results
+// repeat bit for bit.
+#include <stdint.h>
+
+#include "attention_tc.cuh"
+#include "cuda_common.cuh"
+
+#define TC_WARPS 4
+#define TC_THREADS (TC_WARPS * 32)
+#define TC_BM 64   // rows per block: 16 per warp (queries in forward/dQ, keys in dK/dV)
+#define TC_PAD 8   // bf16 elements of padding per shared row
+#define LOG2E 1.4426950408889634f
+#define LN2 0.6931471805599453f
+
+// ---- PTX wrappers ---------------------------------------------------------------------------
+
+__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+// 16 bytes global -> shared, asynchronously; zeros instead when !valid (src is not read).
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+                 "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const bf16 *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t r[4], const bf16 *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+
+// c[16x8] += a[16x16] b[16x8], bf16 operands, fp32 accumulators.
+__device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *(const uint32_t *)&v;
+}
+
+// ---- fragments from shared tiles (row stride LD bf16) -----------------------------------------
+
+// A operand: rows r0..r0+15, columns c0..c0+15 of a row-major tile.
+template <int LD> __device__ __forceinline__ void load_a(uint32_t a[4], const bf16 *tile, int r0, int c0) {
+    const int lane = threadIdx.x % 32, m = lane / 8;
+    ldsm_x4(a, tile + (r0 + (m & 1) * 8 + lane % 8) * LD + c0 + (m / 2) * 8);
+}
+
+// B operands of two 8-column slices, B[k][n] = tile[n][k] (a tile of K for Q K^T): b[0..1]
+// for n0..n0+7, b[2..3] for n0+8..n0+15, k = c0..c0+15.
+template <int LD> __device__ __forceinline__ void load_b_rows(uint32_t b[4], const bf16 *tile, int n0, int c0) {
+    const int lane = threadIdx.x % 32, m = lane / 8;
+    ldsm_x4(b, tile + (n0 + (m / 2) * 8 + lane % 8) * LD + c0 + (m & 1) * 8);
+}
+
+// B operands of two 8-column slices, B[k][n] = tile[k][n] (a tile of V for P V),
+// transposed as they load: k = k0..k0+15, n = n0..n0+15.
+template <int LD> __device__ __forceinline__ void load_b_cols(uint32_t b[4], const bf16 *tile, int k0, int n0) {
+    const int lane = threadIdx.x % 32, m = lane / 8;
+    ldsm_x4_trans(b, tile + (k0 + (m & 1) * 8 + lane % 8) * LD + n0 + (m / 2) * 8);
+}
+
+// The A operand for k-step kk made of accumulators s[2kk], s[2kk + 1] (rounded to bf16).
+__device__ __forceinline__ void acc_to_a(uint32_t a[4], const float s0[4], const float s1[4]) {
+    a[0] = pack_bf16(s0[0], s0[1]);
+    a[1] = pack_bf16(s0[2], s0[3]);
+    a[2] = pack_bf16(s1[0], s1[1]);
+    a[3] = pack_bf16(s1[2], s1[3]);
+}
+
+// acc[N/8][4] += A (this warp's 16 rows of `a`, D wide) times rows n0..n0+N-1 of `b`
+// transposed: the S = Q K^T shape.
+template <int D, int N, int LD>
+__device__ __forceinline__ void mma_abt(float acc[][4], const bf16 *a, int ra, const bf16 *b, int n0) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        uint32_t af[4];
+        load_a<LD>(af, a, ra, kk * 16);
+#pragma unroll
+        for (int np = 0; np < N / 16; np++) {
+            uint32_t bf[4];
+            load_b_rows<LD>(bf, b, n0 + np * 16, kk * 16);
+            mma_bf16(acc[2 * np], af, bf[0], bf[1]);
+            mma_bf16(acc[2 * np + 1], af, bf[2], bf[3]);
+        }
+    }
+}
+
+// acc[D/8][4] += P (accumulators p[K/8][4], rounded to bf16) times rows 0..K-1 of `b`
+// (D wide): the O += P V shape.
+template <int D, int K, int LD>
+__device__ __forceinline__ void mma_pb(float acc[][4], float p[][4], const bf16 *b) {
+#pragma unroll
+    for (int kk = 0; kk < K / 16; kk++) {
+        uint32_t af[4];
+        acc_to_a(af, p[2 * kk], p[2 * kk + 1]);
+#pragma unroll
+        for (int dn = 0; dn < D / 16; dn++) {
+            uint32_t bf[4];
+            load_b_cols<LD>(bf, b, kk * 16, dn * 16);
+            mma_bf16(acc[2 * dn], af, bf[0], bf[1]);
+            mma_bf16(acc[2 * dn + 1], af, bf[2], bf[3]);
+        }
+    }
+}
+
+__device__ __forceinline__ float quad_max(float v) {
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float quad_sum(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+// Copies rows row0..row0+N-1 of head `head` of x [T, heads, D] into dst [N][D + TC_PAD]
+// with cp.async (zeros for rows at or past len). All threads of the block take part.
+template <int N, int D>
+__device__ __forceinline__ void load_rows(bf16 *dst, const bf16 *x, int start, int row0, int len, int heads,
+                                          int head) {
+    constexpr int CH = D / 8; // 16-byte chunks per row
+    for (int i = threadIdx.x; i < N * CH; i += TC_THREADS) {
+        const int r = i / CH, c = i % CH, row = row0 + r;
+        const bool ok = row < len;
+        cp_async16(dst + r * (D + TC_PAD) + c * 8, x + ((size_t)(start + (ok ? row : 0)) * heads + head) * D + c * 8,
+                   ok);
+    }
+}
+
+// ---- forward --------------------------------------------------------------------------------
+//
+// Grid (query tile, head, sequence), the last query tiles (the most keys) first. Shared:
+// Q [64][D+8], K and V [2][BC][D+8].
+template <int D, int BC>
+__global__ void __launch_bounds__(TC_THREADS)
+    attn_tc_forward_kernel(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, const int *cu_seqlens,
+                           int H, int KV, float scale_log2) {
+    constexpr int LD = D + TC_PAD, NS = BC / 8, NO = D / 8;
+    extern __shared__ __align__(16) unsigned char smem_tc[];
+    bf16 *Qs = (bf16 *)smem_tc, *Ks = Qs + TC_BM * LD, *Vs = Ks + 2 * BC * LD;
+    const int h = blockIdx.y, seq = blockIdx.z, g = h / (H / KV);
+    const int start = cu_seqlens[seq], len = cu_seqlens[seq + 1] - start;
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * TC_BM;
+    if (q0 >= len) return; // the whole block leaves together
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = lane % 4;
+    const int wr = q0 + warp * 16, row_a = wr + lane / 4, row_b = row_a + 8; // this lane's two rows
+    const int n_tiles = (min(len, q0 + TC_BM) + BC - 1) / BC;                // keys the tile's rows see
+
+    load_rows<TC_BM, D>(Qs, q, start, q0, len, H, h);
+    load_rows<BC, D>(Ks, k, start, 0, len, KV, g);
+    load_rows<BC, D>(Vs, v, start, 0, len, KV, g);
+    cp_async_commit();
+
+    float o[NO][4], m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+#pragma unroll
+    for (int n = 0; n < NO; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    for (int j = 0; j < n_tiles; j++) {
+        const int k0 = j * BC, buf = j & 1;
+        if (j + 1 < n_tiles) { // prefetch the next tile into the other buffer
+            load_rows<BC, D>(Ks + (buf ^ 1) * BC * LD, k, start, k0 + BC, len, KV, g);
+            load_rows<BC, D>(Vs + (buf ^ 1) * BC * LD, v, start, k0 + BC, len, KV, g);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        // Tiles are multiples of 16 keys, so a warp that sees key k0 sees it from every row:
+        // each row's running max is finite after its first tile.
+        if (k0 <= wr + 15) {
+            const bf16 *Kt = Ks + buf * BC * LD, *Vt = Vs + buf * BC * LD;
+            float s[NS][4];
+#pragma unroll
+            for (int n = 0; n < NS; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+            mma_abt<D, BC, LD>(s, Qs, warp * 16, Kt, 0);
+            const bool diag = k0 + BC - 1 > wr; // some key of the tile is after some row of the warp
+            float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < NS; n++)
+#pragma unroll
+                for (int c = 0; c < 2; c++) {
+                    const int key = k0 + n * 8 + 2 * t + c;
+                    s[n][c] = diag && key > row_a ? -INFINITY : s[n][c] * scale_log2;
+                    s[n][2 + c] = diag && key > row_b ? -INFINITY : s[n][2 + c] * scale_log2;
+                    mx_a = fmaxf(mx_a, s[n][c]);
+                    mx_b = fmaxf(mx_b, s[n][2 + c]);
+                }
+            const float mn_a = fmaxf(m_a, quad_max(mx_a)), mn_b = fmaxf(m_b, quad_max(mx_b));
+            const float corr_a = exp2f(m_a - mn_a), corr_b = exp2f(m_b - mn_b); // 0 on the first tile
+            m_a = mn_a, m_b = mn_b;
+            float sum_a = 0.0f, sum_b = 0.0f;
+#pragma unroll
+            for (int n = 0; n < NS; n++) {
+                s[n][0] = exp2f(s[n][0] - mn_a), s[n][1] = exp2f(s[n][1] - mn_a);
+                s[n][2] = exp2f(s[n][2] - mn_b), s[n][3] = exp2f(s[n][3] - mn_b);
+                sum_a += s[n][0] + s[n][1], sum_b += s[n][2] + s[n][3];
+            }
+            l_a = l_a * corr_a + sum_a; // this lane's share of the row sum; the quad adds up at the end
+            l_b = l_b * corr_b + sum_b;
+#pragma unroll
+            for (int n = 0; n < NO; n++) o[n][0] *= corr_a, o[n][1] *= corr_a, o[n][2] *= corr_b, o[n][3] *= corr_b;
+            mma_pb<D, BC, LD>(o, s, Vt);
+        }
+        __syncthreads(); // this buffer is refilled by the next iteration's prefetch
+    }
+    l_a = quad_sum(l_a), l_b = quad_sum(l_b);
+    const float inv_a = 1.0f / l_a, inv_b = 1.0f / l_b;
+    if (row_a < len) {
+        bf16 *dst = out + ((size_t)(start + row_a) * H + h) * D + 2 * t;
+#pragma unroll
+        for (int n = 0; n < NO; n++) *(uint32_t *)(dst + n * 8) = pack_bf16(o[n][0] * inv_a, o[n][1] * inv_a);
+        if (t == 0) lse[(size_t)(start + row_a) * H + h] = (m_a + log2f(l_a)) * LN2;
+    }
+    if (row_b < len) {
+        bf16 *dst = out + ((size_t)(start + row_b) * H + h) * D + 2 * t;
+#pragma unroll
+        for (int n = 0; n < NO; n++) *(uint32_t *)(dst + n * 8) = pack_bf16(o[n][2] * inv_b, o[n][3] * inv_b);
+        if (t == 0) lse[(size_t)(start + row_b) * H + h] = (m_b + log2f(l_b)) * LN2;
+    }
+}
+
+// ---- backward: dQ ---------------------------------------------------------------------------
+//
+// Grid as the forward's. Per key tile a warp makes S = Q K^T and dP = dO V^T for its 16
+// rows, turns them into dS = P (dP - delta) with P = exp(scale S - lse), and adds dS K to
+// dQ in registers; the scale is applied once at the end. Shared: Q, dO [64][D+8], K and V
+// [2][BC][D+8].
+template <int D, int BC>
+__global__ void __launch_bounds__(TC_THREADS)
+    attn_tc_dq_kernel(bf16 *dq, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v, const float *lse,
+                      const float *delta, const int *cu_seqlens, int H, int KV, float scale, float scale_log2) {
+    constexpr int LD = D + TC_PAD, NS = BC / 8, NO = D / 8;
+    extern __shared__ __align__(16) unsigned char smem_tc[];
+    bf16 *Qs = (bf16 *)smem_tc, *DOs = Qs + TC_BM * LD, *Ks = DOs + TC_BM * LD, *Vs = Ks + 2 * BC * LD;
+    const int h = blockIdx.y, seq = blockIdx.z, g = h / (H / KV);
+    const int start = cu_seqlens[seq], len = cu_seqlens[seq + 1] - start;
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * TC_BM;
+    if (q0 >= len) return;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = lane % 4;
+    const int wr = q0 + warp * 16, row_a = wr + lane / 4, row_b = row_a + 8;
+    const int n_tiles = (min(len, q0 + TC_BM) + BC - 1) / BC;
+
+    load_rows<TC_BM, D>(Qs, q, start, q0, len, H, h);
+    load_rows<TC_BM, D>(DOs, dout, start, q0, len, H, h);
+    load_rows<BC, D>(Ks, k, start, 0, len, KV, g);
+    load_rows<BC, D>(Vs, v, start, 0, len, KV, g);
+    cp_async_commit();
+    // rows past the sequence: zero Q and dO make P finite and dS zero; they are not stored
+    const size_t ia = (size_t)(start + row_a) * H + h, ib = (size_t)(start + row_b) * H + h;
+    const float lse_a = row_a < len ? lse[ia] * LOG2E : 0.0f, lse_b = row_b < len ? lse[ib] * LOG2E : 0.0f;
+    const float del_a = row_a < len ? delta[ia] : 0.0f, del_b = row_b < len ? delta[ib] : 0.0f;
+
+    float acc[NO][4];
+#pragma unroll
+    for (int n = 0; n < NO; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+    for (int j = 0; j < n_tiles; j++) {
+        const int k0 = j * BC, buf = j & 1;
+        if (j + 1 < n_tiles) {
+            load_rows<BC, D>(Ks + (buf ^ 1) * BC * LD, k, start, k0 + BC, len, KV, g);
+            load_rows<BC, D>(Vs + (buf ^ 1) * BC * LD, v, start, k0 + BC, len, KV, g);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        if (k0 <= wr + 15) {
+            const bf16 *Kt = Ks + buf * BC * LD, *Vt = Vs + buf * BC * LD;
+            float s[NS][4], dp[NS][4];
+#pragma unroll
+            for (int n = 0; n < NS; n++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) s[n][c] = dp[n][c] = 0.0f;
+            mma_abt<D, BC, LD>(s, Qs, warp * 16, Kt, 0);
+            mma_abt<D, BC, LD>(dp, DOs, warp * 16, Vt, 0);
+            const bool diag = k0 + BC - 1 > wr;
+#pragma unroll
+            for (int n = 0; n < NS; n++)
+#pragma unroll
+                for (int c = 0; c < 2; c++) {
+                    const int key = k0 + n * 8 + 2 * t + c;
+                    const float p_a = diag && key > row_a ? 0.0f : exp2f(s[n][c] * scale_log2 - lse_a);
+                    const float p_b = diag && key > row_b ? 0.0f : exp2f(s[n][2 + c] * scale_log2 - lse_b);
+                    s[n][c] = p_a * (dp[n][c] - del_a);
+                    s[n][2 + c] = p_b * (dp[n][2 + c] - del_b);
+                }
+            mma_pb<D, BC, LD>(acc, s, Kt); // dQ += dS K
+        }
+        __syncthreads();
+    }
+    if (row_a < len) {
+        bf16 *dst = dq + ia * D + 2 * t;
+#pragma unroll
+        for (int n = 0; n < NO; n++) {
+            const __nv_bfloat162 old = *(const __nv_bfloat162 *)(dst + n * 8);
+            *(uint32_t *)(dst + n * 8) = pack_bf16(__low2float(old) + acc[n][0] * scale,
+                                                   __high2float(old) + acc[n][1] * scale);
+        }
+    }
+    if (row_b < len) {
+        bf16 *dst = dq + ib * D + 2 * t;
+#pragma unroll
+        for (int n = 0; n < NO; n++) {
+            const __nv_bfloat162 old = *(const __nv_bfloat162 *)(dst + n * 8);
+            *(uint32_t *)(dst + n * 8) = pack_bf16(__low2float(old) + acc[n][2] * scale,
+                                                   __high2float(old) + acc[n][3] * scale);
+        }
+    }
+}
+
+// ---- backward: dK, dV -----------------------------------------------------------------------
+//
+// Grid (key tile, query head, sequence), the first key tiles (seen by the most queries)
+// first. Each warp owns 16 keys and works in the transposed frame: S^T = K Q^T and
+// dP^T = V dO^T [16][BQ] per query tile, then dV += P^T dO and dK += dS^T Q, all in
+// registers. Shared: K, V [64][D+8]; Q, dO [2][BQ][D+8]; lse (log2 units) and delta
+// [2][BQ]. With H == KV the block adds its result into dk, dv (bf16); otherwise it writes
+// fp32 rows of this query head to dkh, dvh [T, H, D] for attn_tc_group_sum_kernel.
+template <int D, int BQ>
+__global__ void __launch_bounds__(TC_THREADS)
+    attn_tc_dkdv_kernel(bf16 *dk, bf16 *dv, float *dkh, float *dvh, const bf16 *dout, const bf16 *q, const bf16 *k,
+                        const bf16 *v, const float *lse, const float *delta, const int *cu_seqlens, int H, int KV,
+                        float scale, float scale_log2) {
+    constexpr int LD = D + TC_PAD, NS = BQ / 8, NO = D / 8;
+    extern __shared__ __align__(16) unsigned char smem_tc[];
+    bf16 *Ks = (bf16 *)smem_tc, *Vs = Ks + TC_BM * LD, *Qs = Vs + TC_BM * LD, *DOs = Qs + 2 * BQ * LD;
+    float *Ls = (float *)(DOs + 2 * BQ * LD), *Dl = Ls + 2 * BQ;
+    const int h = blockIdx.y, seq = blockIdx.z, g = h / (H / KV);
+    const int start = cu_seqlens[seq], len = cu_seqlens[seq + 1] - start, k0 = blockIdx.x * TC_BM;
+    if (k0 >= len) return;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = lane % 4;
+    const int wk = k0 + warp * 16, key_a = wk + lane / 4, key_b = key_a + 8; // this lane's two keys
+    const int n_tiles = (len - k0 + BQ - 1) / BQ; // queries k0.. (TC_BM is a multiple of BQ)
+
+    load_rows<TC_BM, D>(Ks, k, start, k0, len, KV, g);
+    load_rows<TC_BM, D>(Vs, v, start, k0, len, KV, g);
+    load_rows<BQ, D>(Qs, q, start, k0, len, H, h);
+    load_rows<BQ, D>(DOs, dout, start, k0, len, H, h);
+    cp_async_commit();
+    // Queries past the sequence get lse = +inf: P = 0 and dS = 0.
+    for (int i = threadIdx.x; i < BQ; i += TC_THREADS) {
+        const int qq = k0 + i;
+        Ls[i] = qq < len ? lse[(size_t)(start + qq) * H + h] * LOG2E : INFINITY;
+        Dl[i] = qq < len ? delta[(size_t)(start + qq) * H + h] : 0.0f;
+    }
+
+    float dk_acc[NO][4], dv_acc[NO][4];
+#pragma unroll
+    for (int n = 0; n < NO; n++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) dk_acc[n][c] = dv_acc[n][c] = 0.0f;
+    for (int j = 0; j < n_tiles; j++) {
+        const int q0 = k0 + j * BQ, buf = j & 1;
+        if (j + 1 < n_tiles) {
+            load_rows<BQ, D>(Qs + (buf ^ 1) * BQ * LD, q, start, q0 + BQ, len, H, h);
+            load_rows<BQ, D>(DOs + (buf ^ 1) * BQ * LD, dout, start, q0 + BQ, len, H, h);
+            cp_async_commit();
+            for (int i = threadIdx.x; i < BQ; i += TC_THREADS) {
+                const int qq = q0 + BQ + i;
+                Ls[(buf ^ 1) * BQ + i] = qq < len ? lse[(size_t)(start + qq) * H + h] * LOG2E : INFINITY;
+                Dl[(buf ^ 1) * BQ + i] = qq < len ? delta[(size_t)(start + qq) * H + h] : 0.0f;
+            }
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        if (q0 + BQ - 1 >= wk) { // some query of the tile sees some key of the warp
+            const bf16 *Qt = Qs + buf * BQ * LD, *DOt = DOs + buf * BQ * LD;
+            const float *Lt = Ls + buf * BQ, *Dt = Dl + buf * BQ;
+            float s[NS][4], dp[NS][4];
+#pragma unroll
+            for (int n = 0; n < NS; n++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) s[n][c] = dp[n][c] = 0.0f;
+            mma_abt<D, BQ, LD>(s, Ks, warp * 16, Qt, 0);   // S^T = K Q^T
+            mma_abt<D, BQ, LD>(dp, Vs, warp * 16, DOt, 0); // dP^T = V dO^T
+            const bool diag = q0 < wk + 15;                // some query of the tile is before some key
+#pragma unroll
+            for (int n = 0; n < NS; n++)
+#pragma unroll
+                for (int c = 0; c < 2; c++) {
+                    const int col = n * 8 + 2 * t + c, qq = q0 + col;
+                    const float p_a = diag && qq < key_a ? 0.0f : exp2f(s[n][c] * scale_log2 - Lt[col]);
+                    const float p_b = diag && qq < key_b ? 0.0f : exp2f(s[n][2 + c] * scale_log2 - Lt[col]);
+                    s[n][c] = p_a, s[n][2 + c] = p_b;
+                    dp[n][c] = p_a * (dp[n][c] - Dt[col]);
+                    dp[n][2 + c] = p_b * (dp[n][2 + c] - Dt[col]);
+                }
+            mma_pb<D, BQ, LD>(dv_acc, s, DOt); // dV += P^T dO
+            mma_pb<D, BQ, LD>(dk_acc, dp, Qt); // dK += dS^T Q
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+        const int key = half ? key_b : key_a;
+        if (key >= len) continue;
+        if (dkh) {
+            float *dst_k = dkh + ((size_t)(start + key) * H + h) * D + 2 * t;
+            float *dst_v = dvh + ((size_t)(start + key) * H + h) * D + 2 * t;
+#pragma unroll
+            for (int n = 0; n < NO; n++) {
+                *(float2 *)(dst_k + n * 8) = make_float2(dk_acc[n][2 * half] * scale, dk_acc[n][2 * half + 1] * scale);
+                *(float2 *)(dst_v + n * 8) = make_float2(dv_acc[n][2 * half], dv_acc[n][2 * half + 1]);
+            }
+        } else {
+            const size_t off = ((size_t)(start + key) * KV + g) * D + 2 * t;
+#pragma unroll
+            for (int n = 0; n < NO; n++) {
+                const __nv_bfloat162 ok = *(const __nv_bfloat162 *)(dk + off + n * 8);
+                const __nv_bfloat162 ov = *(const __nv_bfloat162 *)(dv + off + n * 8);
+                *(uint32_t *)(dk + off + n * 8) = pack_bf16(__low2float(ok) + dk_acc[n][2 * half] * scale,
+                                                            __high2float(ok) + dk_acc[n][2 * half + 1] * scale);
+                *(uint32_t *)(dv + off + n * 8) = pack_bf16(__low2float(ov) + dv_acc[n][2 * half],
+                                                            __high2float(ov) + dv_acc[n][2 * half + 1]);
+            }
+        }
+    }
+}
+
+// dk[t, g, :] += sum over the query heads of group g, in order, of dkh[t, h, :]; same for
+// dv. One thread per element.
+__global__ void attn_tc_group_sum_kernel(bf16 *dk, bf16 *dv, const float *dkh, const float *dvh, size_t n, int H,
+                                         int KV, int D) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const int group = H / KV;
+    const size_t row = i / D, d = i % D, tok = row / KV, g = row % KV;
+    float sk = __bfloat162float(dk[i]), sv = __bfloat162float(dv[i]);
+    for (int h = (int)g * group; h < ((int)g + 1) * group; h++) {
+        const size_t j = (tok * H + h) * D + d;
+        sk += dkh[j], sv += dvh[j];
+    }
+    dk[i] = __float2bfloat16_rn(sk), dv[i] = __float2bfloat16_rn(sv);
+}
+
+// ---- launchers --------------------------------------------------------------------------------
+
+// Keys (forward, dQ) or queries (dK/dV) per tile: as many as keep the fp32 tiles of
+// scores and accumulators in registers without spilling.
+template <int D> struct tc_tiles;
+template <> struct tc_tiles<64> { enum { FWD_BC = 64, DQ_BC = 64, KV_BQ = 64 }; };
+template <> struct tc_tiles<128> { enum { FWD_BC = 64, DQ_BC = 64, KV_BQ = 32 }; };
+
+static size_t rows_bytes(int rows, int D) { return (size_t)rows * (D + TC_PAD) * sizeof(bf16); }
+
+// Raises a kernel's dynamic shared memory limit past the default 48 KB.
+template <typename K> static cudaError_t allow_smem(K kernel, size_t smem) {
+    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+}
+
+template <int D>
+static int forward_d(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, const int *cu, int n_seqs,
+                     int max_seqlen, int H, int KV, cudaStream_t s, rlvr_err *e) {
+    constexpr int BC = tc_tiles<D>::FWD_BC;
+    const size_t smem = rows_bytes(TC_BM, D) + 4 * rows_bytes(BC, D);
+    const dim3 grid((unsigned)((max_seqlen + TC_BM - 1) / TC_BM), (unsigned)H, (unsigned)n_seqs);
+    CUDA_CHECK(allow_smem(attn_tc_forward_kernel<D, BC>, smem), e);
+    attn_tc_forward_kernel<D, BC><<<grid, TC_THREADS, smem, s>>>(out, lse, q, k, v, cu, H, KV,
+                                                                 LOG2E / sqrtf((float)D));
+    CUDA_CHECK(cudaGetLastError(), e);
+    return 0;
+}
+
+template <int D>
+static int backward_d(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
+                      const float *lse, const float *delta, float *dkh, float *dvh, const int *cu, int n_seqs,
+                      int max_seqlen, int T, int H, int KV, cudaStream_t s, rlvr_err *e) {
+    constexpr int BC = tc_tiles<D>::DQ_BC, BQ = tc_tiles<D>::KV_BQ;
+    const float scale = 1.0f / sqrtf((float)D), scale_log2 = scale * LOG2E;
+    const unsigned tiles = (unsigned)((max_seqlen + TC_BM - 1) / TC_BM);
+    const size_t dq_smem = 2 * rows_bytes(TC_BM, D) + 4 * rows_bytes(BC, D);
+    const size_t kv_smem = 2 * rows_bytes(TC_BM, D) + 4 * rows_bytes(BQ, D) + 4 * BQ * sizeof(float);
+    const dim3 grid(tiles, (unsigned)H, (unsigned)n_seqs);
+    CUDA_CHECK(allow_smem(attn_tc_dq_kernel<D, BC>, dq_smem), e);
+    CUDA_CHECK(allow_smem(attn_tc_dkdv_kernel<D, BQ>, kv_smem), e);
+    attn_tc_dq_kernel<D, BC><<<grid, TC_THREADS, dq_smem, s>>>(dq, dout, q, k, v, lse, delta, cu, H, KV, scale,
+                                                               scale_log2);
+    const bool grouped = H != KV;
+    attn_tc_dkdv_kernel<D, BQ><<<grid, TC_THREADS, kv_smem, s>>>(dk, dv, grouped ? dkh : NULL, grouped ? dvh : NULL,
+                                                                 dout, q, k, v, lse, delta, cu, H, KV, scale,
+                                                                 scale_log2);
+    if (grouped) {
+        const size_t n = (size_t)T * KV * D;
+        attn_tc_group_sum_kernel<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(dk, dv, dkh, dvh, n, H, KV, D);
+    }
+    CUDA_CHECK(cudaGetLastError(), e);
+    return 0;
+}
+
+bool attn_tc_supported(int D, const void *const *ptrs, int n_ptrs) {
+    if (D != 64 && D != 128) return false;
+    for (int i = 0; i < n_ptrs; i++)
+        if ((uintptr_t)ptrs[i] % 16) return false; // cp.async copies 16-byte chunks
+    return true;
+}
+
+size_t attn_tc_scratch_bytes(int T, int H, int KV, int D) {
+    return H != KV && (D == 64 || D == 128) ? (size_t)2 * T * H * D * sizeof(float) : 0;
+}
+
+int attn_tc_forward(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, const int *cu_seqlens,
+                    int n_seqs, int max_seqlen, int H, int KV, int D, cudaStream_t s, rlvr_err *e) {
+    if (D == 64) return forward_d<64>(out, lse, q, k, v, cu_seqlens, n_seqs, max_seqlen, H, KV, s, e);
+    return forward_d<128>(out, lse, q, k, v, cu_seqlens, n_seqs, max_seqlen, H, KV, s, e);
+}
+
+int attn_tc_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
+                     const float *lse, const float *delta, float *dkdv_scratch, const int *cu_seqlens, int n_seqs,
+                     int max_seqlen, int T, int H, int KV, int D, cudaStream_t s, rlvr_err *e) {
+    float *dkh = dkdv_scratch, *dvh = dkdv_scratch ? dkdv_scratch + (size_t)T * H * D : NULL;
+    if (D == 64)
+        return backward_d<64>(dq, dk, dv, dout, q, k, v, lse, delta, dkh, dvh, cu_seqlens, n_seqs, max_seqlen, T, H,
+                              KV, s, e);
+    return backward_d<128>(dq, dk, dv, dout, q, k, v, lse, delta, dkh, dvh, cu_seqlens, n_seqs, max_seqlen, T, H, KV,
+                           s, e);
+}
