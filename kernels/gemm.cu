@@ -170,23 +170,52 @@ extern "C" int kern_gemm(kern_blas *blas, kern_dtype ab, kern_dtype ct, int tran
     return rc;
 }
 
-// dbias[o] += sum_t dout[t, o]. Launch: blocks of 32 x 8 threads, each block owns 32
-// columns; thread (x, y) sums rows y, y + 8, ... of column x, then the 8 partials of a
-// column are added in order y = 0..7. No atomics: the order depends on the shape alone.
+// dbias[o] += sum_t dout[t, o], in two passes with a fixed order (no atomics):
+// bias_partial_kernel sums row group g (rows g*R .. g*R + R - 1) of 64 columns per block
+// into partial[g, :] - lane l takes columns l and l + 32, warp w every 8th row from w, and
+// the 8 warps' sums are added in order - then bias_sum_kernel adds the groups in order.
+// Spreading the rows over groups keeps the whole GPU reading (a block per 32 columns that
+// walks all T rows left most multiprocessors idle). The partials live in the cuBLASLt
+// workspace: the same stream, after the GEMMs that use it have run.
+#define BIAS_COLS 64
+#define BIAS_WARPS 8
+
 template <typename T>
-__global__ void bias_grad_kernel(float *dbias, const T *dout, int rows, int cols) {
-    __shared__ float partial[8][33];
-    const int col = blockIdx.x * 32 + threadIdx.x;
-    float sum = 0.0f;
-    if (col < cols)
-        for (int t = threadIdx.y; t < rows; t += 8) sum += load_f(dout + (size_t)t * cols + col);
-    partial[threadIdx.y][threadIdx.x] = sum;
-    __syncthreads();
-    if (threadIdx.y == 0 && col < cols) {
-        float total = 0.0f;
-        for (int y = 0; y < 8; y++) total += partial[y][threadIdx.x];
-        dbias[col] += total;
+__global__ void bias_partial_kernel(float *partial, const T *dout, int rows, int cols, int rows_per_group) {
+    __shared__ float sums[BIAS_WARPS][BIAS_COLS];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, c0 = blockIdx.x * BIAS_COLS + lane;
+    const int r0 = blockIdx.y * rows_per_group, r1 = min(rows, r0 + rows_per_group);
+    float a = 0.0f, b = 0.0f;
+    for (int t = r0 + warp; t < r1; t += BIAS_WARPS) {
+        const T *row = dout + (size_t)t * cols;
+        if (c0 < cols) a += load_f(row + c0);
+        if (c0 + 32 < cols) b += load_f(row + c0 + 32);
     }
+    sums[warp][lane] = a, sums[warp][lane + 32] = b;
+    __syncthreads();
+    if (threadIdx.x < BIAS_COLS) {
+        const int c = blockIdx.x * BIAS_COLS + threadIdx.x;
+        float total = 0.0f;
+        for (int w = 0; w < BIAS_WARPS; w++) total += sums[w][threadIdx.x];
+        if (c < cols) partial[(size_t)blockIdx.y * cols + c] = total;
+    }
+}
+
+__global__ void bias_sum_kernel(float *dbias, const float *partial, int groups, int cols) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    float sum = 0.0f;
+    for (int g = 0; g < groups; g++) sum += partial[(size_t)g * cols + c];
+    dbias[c] += sum;
+}
+
+// Row groups: about 64 rows each, at most 256 groups, and no more than the workspace holds.
+static int bias_groups(int rows, int cols) {
+    int groups = (rows + 63) / 64;
+    if (groups > 256) groups = 256;
+    const size_t fit = BLAS_WORKSPACE_BYTES / ((size_t)cols * sizeof(float));
+    if ((size_t)groups > fit) groups = (int)fit;
+    return groups < 1 ? 1 : groups;
 }
 
 extern "C" int kern_matmul_forward(kern_blas *blas, kern_dtype dt, void *out, const void *inp, const void *w,
@@ -205,11 +234,18 @@ extern "C" int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, 
     if (kern_gemm(blas, dt, KERN_F32, 1, 0, OC, IC, T, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC, NULL, stream, e))
         return -1;
     if (dbias) {
-        dim3 threads(32, 8);
-        unsigned blocks = (unsigned)((OC + 31) / 32);
+        if ((size_t)OC * sizeof(float) > BLAS_WORKSPACE_BYTES)
+            return err_set(e, "matmul_backward: bias of %d outputs is larger than the workspace", OC);
+        const int groups = bias_groups(T, OC), per_group = (T + groups - 1) / groups;
+        const dim3 grid((unsigned)((OC + BIAS_COLS - 1) / BIAS_COLS), (unsigned)groups);
+        float *partial = (float *)blas->workspace;
         cudaStream_t s = (cudaStream_t)stream;
-        KERN_DISPATCH(dt, e, (bias_grad_kernel<float><<<blocks, threads, 0, s>>>(dbias, (const float *)dout, T, OC)),
-                      (bias_grad_kernel<bf16><<<blocks, threads, 0, s>>>(dbias, (const bf16 *)dout, T, OC)));
+        KERN_DISPATCH(dt, e,
+                      (bias_partial_kernel<float><<<grid, BIAS_WARPS * 32, 0, s>>>(partial, (const float *)dout, T, OC,
+                                                                                 per_group)),
+                      (bias_partial_kernel<bf16><<<grid, BIAS_WARPS * 32, 0, s>>>(partial, (const bf16 *)dout, T, OC,
+                                                                                per_group)));
+        bias_sum_kernel<<<(unsigned)((OC + 255) / 256), 256, 0, s>>>(dbias, partial, groups, OC);
         CUDA_CHECK(cudaGetLastError(), e);
     }
     return 0;

@@ -5,7 +5,9 @@
 # (tests/reference/check_model_gpu_torch.py); with --sanitize, compute-sanitizer too (memcheck on every
 # GPU test, racecheck on those whose kernels are ours alone: cuBLASLt's are left out of
 # racecheck, which is slow on them); with --bench, bench/bench_kernels beside its PyTorch
-# peer (tests/reference/bench_torch_kernels.py), alternating, at 8 x 1024 and 2 x 4096.
+# peer (tests/reference/bench_torch_kernels.py), alternating, at 8 x 1024 and 2 x 4096,
+# with Qwen2.5-0.5B's attention heads (14/2 x 64) and Qwen2.5-1.5B's (12/2 x 128). Under
+# the sanitizer RLVR_GPU_TEST_SHORT=1 leaves out test_attention's longest shapes.
 #   usage, from the repo root with .deps staged and carried (shared/device/README.md):
 #     sh tests/gpu/run_on_device.sh [--sanitize] [--bench] [BUILD_DIR]
 # Logs go to $OUT (the device tool's return folder) when set, else to BUILD_DIR/logs.
@@ -43,7 +45,7 @@ if [ $sanitize -eq 1 ]; then
         tools=memcheck
         case $t in gpu_test_gemm | gpu_test_lmhead | gpu_test_model_gpu) ;; *) tools="memcheck racecheck" ;; esac
         for tool in $tools; do
-            timeout 150 compute-sanitizer --tool "$tool" --error-exitcode 9 "$B/tests/$t" > "$LOGS/$tool-$t.log" 2>&1
+            RLVR_GPU_TEST_SHORT=1 timeout 150 compute-sanitizer --tool "$tool" --error-exitcode 9 "$B/tests/$t" > "$LOGS/$tool-$t.log" 2>&1
             rc=$?
             echo "compute-sanitizer $tool $t: exit $rc; $(grep -h 'ERROR SUMMARY\|RACECHECK SUMMARY' "$LOGS/$tool-$t.log" | tail -1)"
             [ $rc -eq 0 ] || status=1
@@ -56,6 +58,10 @@ if [ $bench -eq 1 ]; then
         for rep in 1 2; do
             "$B/bench/bench_kernels" --batch "$1" --seq "$2" --iters 20 | tee -a "$LOGS/bench.log"
             python3 tests/reference/bench_torch_kernels.py "$1" "$2" 20 | tee -a "$LOGS/bench.log"
+            "$B/bench/bench_kernels" --batch "$1" --seq "$2" --iters 20 --heads 12 --kv-heads 2 --head-dim 128 |
+                grep -i 'shape\|^attention' | tee -a "$LOGS/bench.log"
+            python3 tests/reference/bench_torch_kernels.py "$1" "$2" 20 12 2 128 | grep -i 'shape\|^attention' |
+                tee -a "$LOGS/bench.log"
         done
     done
 fi

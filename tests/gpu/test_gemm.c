@@ -157,6 +157,10 @@ int main(void) {
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
             check_linear((kern_dtype)dt, shapes[i][0], shapes[i][1], shapes[i][2], (int)(i % 2 == 0));
     check_linear(KERN_BF16, 50, 896, 1152, 1); /* q, k, v fused with Qwen's bias */
+    /* dbias over many row groups: a short last group (4099 = 64 * 64 + 3), and the
+     * 256-group cap with empty groups at the end (16411 rows) */
+    check_linear(KERN_BF16, 4099, 64, 200, 1);
+    check_linear(KERN_F32, 16411, 16, 70, 1);
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
             check_gemm(KERN_F32, KERN_F32, ta, tb, 19, 23, 41, 0);

@@ -1,6 +1,7 @@
 /* test_swiglu.c - SwiGLU forward and backward against the CPU twins (swiglu_forward,
- * swiglu_backward), fp32 and bf16, on sizes that are not multiples of a block and one
- * past the grid's 65535-block cap (grid-stride loop). Inputs span |g| up to ~12 so the
+ * swiglu_backward), fp32 and bf16, on sizes that are not multiples of a block or of a
+ * 16-byte vector and one past the grid's 65535-block cap (grid-stride loop), with
+ * aligned and misaligned operands (vector and element paths). Inputs span |g| up to ~12 so the
  * sigmoid's tails are exercised. Tolerance: 2e-6 relative to the magnitudes behind each
  * output (CUDA's expf and glibc's differ by an ulp or two; near the zero of
  * 1 + g (1 - sig) relative error is unbounded, hence the magnitude), plus the 2^-8
@@ -9,7 +10,17 @@
 #include "gpu_test.h"
 #include "rng.h"
 
-static void check_swiglu(kern_dtype dt, size_t n) {
+/* shift > 0 starts every device operand that many elements into its buffer: no longer
+ * 16-byte aligned, so the kernels take their one-element-at-a-time path throughout. */
+static void *upload_shifted(kern_dtype dt, const float *x, size_t n, int shift) {
+    float *padded = calloc(n + (size_t)shift, 4);
+    memcpy(padded + shift, x, n * 4);
+    char *d = gpu_upload(dt, padded, n + (size_t)shift);
+    free(padded);
+    return d + (size_t)shift * kern_dtype_size(dt);
+}
+
+static void check_swiglu(kern_dtype dt, size_t n, int shift) {
     rlvr_err e = {{0}};
     rng_stream r;
     rng_stream_init(&r, 66, (uint64_t)n * 2 + (uint64_t)dt);
@@ -27,8 +38,10 @@ static void check_swiglu(kern_dtype dt, size_t n) {
         s_du[i] = fabsf(dh[i] * g[i] * sig);
         s_dg[i] = fabsf(dh[i] * u[i] * sig) * (1.0f + fabsf(g[i]));
     }
-    void *d_g = gpu_upload(dt, g, n), *d_u = gpu_upload(dt, u, n), *d_dh = gpu_upload(dt, dh, n);
-    void *d_h = gpu_upload(dt, dh, n), *d_dg = gpu_upload(dt, u, n), *d_du = gpu_upload(dt, g, n); /* poisoned */
+    void *d_g = upload_shifted(dt, g, n, shift), *d_u = upload_shifted(dt, u, n, shift);
+    void *d_dh = upload_shifted(dt, dh, n, shift);
+    void *d_h = upload_shifted(dt, dh, n, shift), *d_dg = upload_shifted(dt, u, n, shift); /* poisoned */
+    void *d_du = upload_shifted(dt, g, n, shift);
     CHECK(kern_swiglu_forward(dt, d_h, d_g, d_u, n, NULL, &e) == 0, "%s", e.msg);
     CHECK(kern_swiglu_backward(dt, d_dg, d_du, d_dh, d_g, d_u, n, NULL, &e) == 0, "%s", e.msg);
     float *got_h = malloc(n * 4), *got_dg = malloc(n * 4), *got_du = malloc(n * 4);
@@ -37,14 +50,16 @@ static void check_swiglu(kern_dtype dt, size_t n) {
     gpu_download(dt, got_du, d_du, n);
     double rel = dt == KERN_BF16 ? 1.0 / 256 : 0;
     char what[96];
-    snprintf(what, sizeof what, "swiglu %s n=%zu: h", gpu_dtype_name(dt), n);
+    snprintf(what, sizeof what, "swiglu %s n=%zu shift=%d: h", gpu_dtype_name(dt), n, shift);
     double e_h = gpu_check_close(what, got_h, want_h, s_h, n, 1e-30, rel, 2e-6);
-    snprintf(what, sizeof what, "swiglu %s n=%zu: dgate", gpu_dtype_name(dt), n);
+    snprintf(what, sizeof what, "swiglu %s n=%zu shift=%d: dgate", gpu_dtype_name(dt), n, shift);
     double e_dg = gpu_check_close(what, got_dg, want_dg, s_dg, n, 1e-30, rel, 2e-6);
-    snprintf(what, sizeof what, "swiglu %s n=%zu: dup", gpu_dtype_name(dt), n);
+    snprintf(what, sizeof what, "swiglu %s n=%zu shift=%d: dup", gpu_dtype_name(dt), n, shift);
     double e_du = gpu_check_close(what, got_du, want_du, s_du, n, 1e-30, rel, 2e-6);
-    printf("swiglu %s n=%-9zu max |gpu - cpu| h %.3g dgate %.3g dup %.3g\n", gpu_dtype_name(dt), n, e_h, e_dg, e_du);
-    kern_free(d_g), kern_free(d_u), kern_free(d_dh), kern_free(d_h), kern_free(d_dg), kern_free(d_du);
+    printf("swiglu %s n=%-9zu shift %d max |gpu - cpu| h %.3g dgate %.3g dup %.3g\n", gpu_dtype_name(dt), n, shift,
+           e_h, e_dg, e_du);
+    void *bufs[] = {d_g, d_u, d_dh, d_h, d_dg, d_du};
+    for (int i = 0; i < 6; i++) kern_free((char *)bufs[i] - (size_t)shift * kern_dtype_size(dt));
     free(g), free(u), free(dh), free(want_h), free(want_dg), free(want_du), free(s_h), free(s_dg), free(s_du);
     free(got_h), free(got_dg), free(got_du);
 }
@@ -53,6 +68,9 @@ int main(void) {
     gpu_test_require_device();
     const size_t sizes[] = {1, 31, 257, 77 * 4864, (size_t)65535 * 256 + 1001};
     for (int dt = 0; dt < 2; dt++)
-        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) check_swiglu((kern_dtype)dt, sizes[i]);
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            check_swiglu((kern_dtype)dt, sizes[i], 0);
+            check_swiglu((kern_dtype)dt, sizes[i], 1); /* misaligned operands */
+        }
     return gpu_test_finish();
 }
