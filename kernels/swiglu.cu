@@ -17,7 +17,7 @@ static unsigned swiglu_blocks(size_t n) {
 // kernels are bound by memory, and 2-byte loads leave most of each transaction unused.
 // Elements past the last whole vector (and misaligned operands) go through the same
 // per-element functions one at a time, so every element gets the same arithmetic.
-template <typename T> struct vec16 {
+template <typename T> struct __align__(16) vec16 { // aligned: one 128-bit load or store
     enum { N = 16 / sizeof(T) };
     T v[N];
 };
