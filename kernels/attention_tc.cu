@@ -158,6 +158,22 @@ __device__ __forceinline__ void load_rows(bf16 *dst, const bf16 *x, int start, i
     }
 }
 
+// Starts copying the next tiles of K and V (rows row_next.., when `more`) into the buffers
+// not in use, then waits until the current ones (buffer `buf`) have arrived. The caller
+// syncs the block before reading them.
+template <int N, int D>
+__device__ __forceinline__ void next_kv_tile(bf16 *Ks, bf16 *Vs, const bf16 *k, const bf16 *v, int start, int row_next,
+                                             bool more, int len, int heads, int head, int buf) {
+    if (more) {
+        load_rows<N, D>(Ks + (buf ^ 1) * N * (D + TC_PAD), k, start, row_next, len, heads, head);
+        load_rows<N, D>(Vs + (buf ^ 1) * N * (D + TC_PAD), v, start, row_next, len, heads, head);
+        cp_async_commit();
+        cp_async_wait<1>();
+    } else {
+        cp_async_wait<0>();
+    }
+}
+
 // ---- forward --------------------------------------------------------------------------------
 //
 // Grid (query tile, head, sequence), the last query tiles (the most keys) first. Shared:
@@ -187,14 +203,7 @@ __global__ void __launch_bounds__(TC_THREADS)
     for (int n = 0; n < NO; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     for (int j = 0; j < n_tiles; j++) {
         const int k0 = j * BC, buf = j & 1;
-        if (j + 1 < n_tiles) { // prefetch the next tile into the other buffer
-            load_rows<BC, D>(Ks + (buf ^ 1) * BC * LD, k, start, k0 + BC, len, KV, g);
-            load_rows<BC, D>(Vs + (buf ^ 1) * BC * LD, v, start, k0 + BC, len, KV, g);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
+        next_kv_tile<BC, D>(Ks, Vs, k, v, start, k0 + BC, j + 1 < n_tiles, len, KV, g, buf);
         __syncthreads();
         // Tiles are multiples of 16 keys, so a warp that sees key k0 sees it from every row:
         // each row's running max is finite after its first tile.
@@ -286,14 +295,7 @@ __global__ void __launch_bounds__(TC_THREADS)
     for (int n = 0; n < NO; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
     for (int j = 0; j < n_tiles; j++) {
         const int k0 = j * BC, buf = j & 1;
-        if (j + 1 < n_tiles) {
-            load_rows<BC, D>(Ks + (buf ^ 1) * BC * LD, k, start, k0 + BC, len, KV, g);
-            load_rows<BC, D>(Vs + (buf ^ 1) * BC * LD, v, start, k0 + BC, len, KV, g);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
+        next_kv_tile<BC, D>(Ks, Vs, k, v, start, k0 + BC, j + 1 < n_tiles, len, KV, g, buf);
         __syncthreads();
         if (k0 <= wr + 15) {
             const bf16 *Kt = Ks + buf * BC * LD, *Vt = Vs + buf * BC * LD;
