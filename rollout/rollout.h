@@ -1,7 +1,9 @@
 /* rollout.h - the public header of rollout/: generating samples.
  *
- * Now: why a sample ended, and sampling one token from logits (sampling.h).
- * Later: the KV cache, the continuous-batching scheduler and speculative decoding. */
+ * Now: why a sample ended, sampling one token from logits (sampling.h), and the host side
+ * of the GPU engine: the paged KV cache's bookkeeping (kv_pages.h), continuous batching
+ * (scheduler.h) and a step's flat forward inputs (fwd_batch.h); see docs/rollout.md.
+ * Later: the engine's kernels and speculative decoding. */
 #ifndef RLVR_ROLLOUT_H
 #define RLVR_ROLLOUT_H
 
