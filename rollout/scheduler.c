@@ -65,7 +65,7 @@ struct scheduler {
     int *cow_seen;     /* [n_blocks] decode planning: appenders counted per shared block */
     sched_batch step;
     int step_open;
-    long long n_preempted;
+    sched_stats stats;
 };
 
 /* ---- small helpers ------------------------------------------------------------------ */
@@ -223,7 +223,7 @@ static void preempt_newest(scheduler *s) {
     unit u = s->run[--s->n_run];
     assert(u.item < 0);
     s->run_cost -= unit_cost(s, &u);
-    s->n_preempted++;
+    s->stats.preempted++;
     s->step.n_preempted++;
     if (u.is_group) {
         group *g = &s->groups[u.id];
@@ -307,23 +307,47 @@ static void plan_chunk(scheduler *s, unit *u, int *budget) {
     *budget -= n;
 }
 
+/* A running sample of sm's group that holds the group's prompt blocks, or NULL. */
+static const sample *sibling_with_prompt(const scheduler *s, const sample *sm) {
+    for (int i = 0; i < s->n_run; i++) {
+        const unit *u = &s->run[i];
+        if (!u->is_group && s->samples[u->id].group == sm->group && s->samples[u->id].shares_prompt)
+            return &s->samples[u->id];
+    }
+    return NULL;
+}
+
 /* Admits the oldest queued sample, else the oldest waiting group, when the running limit
- * and the blocks allow: 1 admitted, 0 not, -1 error. */
+ * and the blocks allow: 1 admitted, 0 not, -1 error. A queued sample whose group still
+ * has a sample holding the prompt's full blocks forks them again and recomputes only
+ * the positions after them. */
 static int admit_next(scheduler *s, rlvr_err *e) {
-    int is_group, id, known;
+    int is_group, id, known, reused = 0; /* reused: leading positions shared with a sibling */
+    const sample *sibling = NULL;
     if (s->queued.n) {
         is_group = 0, id = s->queued.ids[0], known = sample_known(s, &s->samples[id]);
+        sibling = sibling_with_prompt(s, &s->samples[id]);
+        if (sibling) reused = s->groups[s->samples[id].group].n_prompt / s->o.block_size * s->o.block_size;
     } else if (s->waiting.n) {
         is_group = 1, id = s->waiting.ids[0], known = s->groups[id].n_prompt;
     } else
         return 0;
-    const int cost = is_group ? s->groups[id].n_samples : 1, need = blocks_for(s, known);
+    const int cost = is_group ? s->groups[id].n_samples : 1;
+    const int need = blocks_for(s, known) - reused / s->o.block_size;
     if (s->run_cost + cost > s->o.max_running) return 0;
     /* with nothing running the whole pool is free, and sched_add_group checked it suffices */
     if (need + s->o.watermark > kv_free_blocks(s->kv) && !(s->n_run == 0 && need <= kv_free_blocks(s->kv)))
         return 0;
-    const int seq = kv_seq_new(s->kv, e);
-    if (seq < 0 || kv_append(s->kv, seq, known, NULL, e) < 0) return -1; /* run_cost bounds ids; need was checked */
+    /* ids: run_cost bounds them; blocks: need was checked (a block-aligned cut leaves no
+     * partial block to copy) */
+    int seq;
+    if (reused > 0) {
+        seq = kv_fork(s->kv, sibling->seq, e);
+        if (seq >= 0) kv_truncate(s->kv, seq, reused);
+    } else
+        seq = kv_seq_new(s->kv, e);
+    if (seq < 0 || kv_append(s->kv, seq, known - reused, NULL, e) < 0) return -1;
+    s->stats.prompt_reforks += reused > 0;
     if (is_group) {
         list_pop_front(&s->waiting);
         group *g = &s->groups[id];
@@ -331,7 +355,7 @@ static int admit_next(scheduler *s, rlvr_err *e) {
     } else {
         list_pop_front(&s->queued);
         sample *sm = &s->samples[id];
-        sm->seq = seq, sm->computed = 0, sm->state = SAMPLE_RUNNING;
+        sm->seq = seq, sm->computed = reused, sm->shares_prompt = reused > 0, sm->state = SAMPLE_RUNNING;
     }
     s->run[s->n_run++] = (unit){is_group, id, -1};
     s->run_cost += cost;
@@ -385,6 +409,9 @@ int sched_step(scheduler *s, sched_batch *step, rlvr_err *e) {
         return 0;
     }
     s->step_open = 1;
+    s->stats.steps++;
+    s->stats.tokens += s->step.n_tokens;
+    s->stats.copies += s->step.n_copies;
     *step = s->step;
     return 1;
 }
@@ -477,4 +504,4 @@ const int *sched_output(const scheduler *s, int sample_id, int *n_out, int *done
 
 const kv_pages *sched_pages(const scheduler *s) { return s->kv; }
 
-long long sched_preemptions(const scheduler *s) { return s->n_preempted; }
+sched_stats sched_get_stats(const scheduler *s) { return s->stats; }

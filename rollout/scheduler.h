@@ -24,7 +24,8 @@
  * `watermark` free blocks for running samples to grow into. When a decode step needs more
  * blocks than are free, the most recently admitted work is preempted: its blocks are
  * freed and it is queued to recompute prompt + generated tokens later (outputs are the
- * same: a draw depends only on its sample's tokens). A group whose prompt + max_new - 1
+ * same: a draw depends only on its sample's tokens; a sample whose group still holds the
+ * prompt's blocks forks them again and recomputes only the rest). A group whose prompt + max_new - 1
  * positions do not fit in the whole pool is refused when added, so the oldest running
  * sequence can always grow and the loop never deadlocks. */
 #ifndef RLVR_SCHEDULER_H
@@ -112,7 +113,13 @@ const int *sched_output(const scheduler *s, int sample, int *n_out, int *done, r
 /* The pool, read by the device side for block tables and slot mappings. */
 const kv_pages *sched_pages(const scheduler *s);
 
-/* Sequences preempted since sched_new. */
-long long sched_preemptions(const scheduler *s);
+/* Totals since sched_new, for logs and tests. */
+typedef struct sched_stats {
+    long long steps, tokens, copies; /* model calls, tokens fed, block copies */
+    long long preempted;             /* sequences preempted */
+    long long prompt_reforks;        /* preempted samples that took their group's prompt blocks
+                                        from a running sibling instead of recomputing them */
+} sched_stats;
+sched_stats sched_get_stats(const scheduler *s);
 
 #endif

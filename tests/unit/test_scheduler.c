@@ -46,7 +46,7 @@ static int run_alone(const spec *g, int sample, int *out) {
 
 typedef struct run_stats {
     int steps, max_items, max_tokens_seen;
-    long long copies, preempted;
+    long long copies, preempted, reforks;
     int saw_shared_prefix; /* an item with prefix_blocks > 0 beside another of its group */
 } run_stats;
 
@@ -158,7 +158,11 @@ static void run_all(const sched_opts *o, const spec *groups, int n_groups, run_s
     }
     assert_int_equal(r, 0);
     assert_int_equal(kv_free_blocks(p), o->n_blocks); /* every block back */
-    assert_int_equal(st->preempted, sched_preemptions(s));
+    const sched_stats ss = sched_get_stats(s);
+    assert_int_equal(st->preempted, ss.preempted);
+    assert_int_equal(st->steps, ss.steps);
+    assert_int_equal(st->copies, ss.copies);
+    st->reforks = ss.prompt_reforks;
     for (int g = 0; g < n_groups; g++)
         for (int j = 0; j < groups[g].n_samples; j++) {
             int want[160], n_want = run_alone(&groups[g], first[g] + j, want), n_out, done;
@@ -261,6 +265,7 @@ static void test_preemption_in_tiny_pool(void **state) {
     run_stats st;
     run_drawn(13, 6, 20, 6, 30, &o, &st);
     assert_true(st.preempted > 0);
+    assert_true(st.reforks > 0); /* some preempted samples took their prompt blocks back from a sibling */
 }
 
 static void test_random_configurations(void **state) {
