@@ -94,6 +94,17 @@ void paged_attention_forward(float *out, float *lse, const float *q, const float
                              const int *block_tables, int max_blocks, const int *cu_q, const int *seq_lens,
                              int n_seqs, int block_size, int H, int KV, int D, float *scratch);
 
+/* paged_attention_forward computed the way a split-KV ("flash decoding") kernel spreads a
+ * long context over thread blocks: each row's keys 0 .. its position cut into chunks of
+ * split_len positions from 0, each chunk attended alone, the partial results merged in
+ * chunk order by attention_merge (a fixed order, so the result never depends on the
+ * batch). Equal to paged_attention_forward to fp32 rounding, bit for bit where one chunk
+ * holds every key. scratch: split_len + D floats. */
+void paged_attention_split_forward(float *out, float *lse, const float *q, const float *k_cache,
+                                   const float *v_cache, const int *block_tables, int max_blocks, const int *cu_q,
+                                   const int *seq_lens, int n_seqs, int block_size, int H, int KV, int D,
+                                   int split_len, float *scratch);
+
 /* The same numbers (to fp32 rounding) in the cascade form of shared-prefix decoding: the
  * sequences cu_groups[g] .. cu_groups[g + 1] - 1 of group g share the first
  * prefix_blocks[g] entries of their block tables (the same block ids: a GRPO group's

@@ -1,7 +1,7 @@
 /* cpu_paged_attention.c - the CPU reference of attention against a paged KV cache, the
- * twin of the rollout's decode, prefill-chunk and verification kernels: plain, cascade
- * (shared prefix once per group) and the log-sum-exp merge they share with split-KV
- * decoding. Layouts are described in cpu_ops.h. */
+ * twin of the rollout's decode, prefill-chunk and verification kernels: plain, split
+ * along the keys (long-context decode), cascade (shared prefix once per group), and the
+ * log-sum-exp merge the last two share. Layouts are described in cpu_ops.h. */
 #include "cpu_ops.h"
 
 #include <assert.h>
@@ -53,6 +53,33 @@ void paged_attention_forward(float *out, float *lse, const float *q, const float
                 const size_t row = (size_t)(cu_q[i] + r) * H + h;
                 lse[row] = attend_range(out + row * D, q + row * D, k_cache, v_cache, table, 0, pos0 + r + 1,
                                         block_size, KV, h / group, D, scratch);
+            }
+    }
+}
+
+void paged_attention_split_forward(float *out, float *lse, const float *q, const float *k_cache,
+                                   const float *v_cache, const int *block_tables, int max_blocks, const int *cu_q,
+                                   const int *seq_lens, int n_seqs, int block_size, int H, int KV, int D,
+                                   int split_len, float *scratch) {
+    assert(split_len > 0);
+    const int group = H / KV;
+    float *part = scratch, *sc = scratch + D;
+    for (int i = 0; i < n_seqs; i++) {
+        const int *table = block_tables + (size_t)i * max_blocks;
+        const int n_new = cu_q[i + 1] - cu_q[i], pos0 = seq_lens[i] - n_new;
+        for (int r = 0; r < n_new; r++)
+            for (int h = 0; h < H; h++) {
+                const size_t row = (size_t)(cu_q[i] + r) * H + h;
+                const int n_keys = pos0 + r + 1;
+                float *o = out + row * D;
+                for (int d = 0; d < D; d++) o[d] = 0.0f;
+                lse[row] = -INFINITY;
+                for (int k0 = 0; k0 < n_keys; k0 += split_len) {
+                    const int k1 = k0 + split_len < n_keys ? k0 + split_len : n_keys;
+                    float part_lse = attend_range(part, q + row * D, k_cache, v_cache, table, k0, k1, block_size,
+                                                  KV, h / group, D, sc);
+                    attention_merge(o, lse + row, part, &part_lse, 1, D);
+                }
             }
     }
 }

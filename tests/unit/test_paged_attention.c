@@ -1,7 +1,7 @@
 /* test_paged_attention.c - the CPU reference of attention against a paged KV cache
  * (core/cpu_paged_attention.c) on block tables kept by rollout/kv_pages: equal bit for bit
  * to the packed attention_forward on the same K/V (decode, k > 1 verification rows and a
- * whole prefill), the cascade form equal to the plain one for GRPO-style groups forked
+ * whole prefill), split along the keys equal to it, the cascade form equal to the plain one for GRPO-style groups forked
  * from a shared prompt, truncation then re-append (with copy on write), and the
  * log-sum-exp merge. */
 #include <math.h>
@@ -158,6 +158,22 @@ static void test_paged_equals_packed(void **state) {
     call_build(&cl, &c, ss, n);
     paged(&cl, &c);
     expect_packed(&cl, ss);
+    /* split along the keys (long-context decode): chunks of 1, 3, a block, 5 blocks; one
+     * chunk holding every key is the plain computation bit for bit */
+    const int splits[] = {1, 3, BS, 5 * BS, MAXLEN};
+    float *out = malloc((size_t)cl.T * H * D * 4), *lse = malloc((size_t)cl.T * H * 4), scratch[MAXLEN + D];
+    for (int k = 0; k < 5; k++) {
+        paged_attention_split_forward(out, lse, cl.q, c.k, c.v, cl.tables, c.p->max_blocks, cl.cu_q, cl.seq_lens,
+                                      n, BS, H, KV, D, splits[k], scratch);
+        if (splits[k] == MAXLEN) {
+            assert_memory_equal(out, cl.out, (size_t)cl.T * H * D * 4);
+            assert_memory_equal(lse, cl.lse, (size_t)cl.T * H * 4);
+        }
+        for (size_t i = 0; i < (size_t)cl.T * H * D; i++)
+            assert_true(fabsf(out[i] - cl.out[i]) <= 2e-6f * (1 + fabsf(cl.out[i])));
+        for (size_t i = 0; i < (size_t)cl.T * H; i++) assert_true(fabsf(lse[i] - cl.lse[i]) <= 2e-6f * (1 + fabsf(lse[i])));
+    }
+    free(out), free(lse);
     call_free(&cl);
     for (int i = 0; i < n; i++) seq_data_free(&ss[i]);
     cache_free(&c);
