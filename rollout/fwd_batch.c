@@ -2,7 +2,6 @@
  * the sequences that share a prompt gathered for cascade attention. */
 #include "fwd_batch.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 int fwd_batch_init(fwd_batch *b, int max_running, int max_tokens, int max_blocks, rlvr_err *e) {
@@ -15,7 +14,7 @@ int fwd_batch_init(fwd_batch *b, int max_running, int max_tokens, int max_blocks
      * each), seq_lens, item, prefix_blocks, logit_rows (draws: a group's prompt draws G,
      * and G counts toward max_running), the tables, and the placed flags of the build */
     const size_t n = 3 * T + 6 * S + 2 + S * (size_t)max_blocks + S;
-    int *w = malloc(n * sizeof *w);
+    int *w = rollout_malloc(n * sizeof *w);
     if (!w) return err_set(e, "forward batch: out of memory for %d sequences", max_running);
     b->cap_seqs = max_running, b->cap_tokens = max_tokens, b->cap_draws = max_running, b->max_blocks = max_blocks;
     b->tokens = w, w += T;
@@ -32,7 +31,7 @@ int fwd_batch_init(fwd_batch *b, int max_running, int max_tokens, int max_blocks
 }
 
 void fwd_batch_free(fwd_batch *b) {
-    free(b->tokens);
+    rollout_free(b->tokens);
     memset(b, 0, sizeof *b);
 }
 

@@ -2,10 +2,11 @@
  * cache. Every operation is O(blocks it touches); nothing allocates after kv_pages_new. */
 #include "kv_pages.h"
 
+#include "rollout.h"
+
 #include <assert.h>
 #include <limits.h>
 #include <stdint.h>
-#include <stdlib.h>
 
 kv_pages *kv_pages_new(int n_blocks, int block_size, int max_seqs, int max_len, rlvr_err *e) {
     if (n_blocks < 1 || block_size < 1 || max_seqs < 1 || max_len < 1)
@@ -17,7 +18,7 @@ kv_pages *kv_pages_new(int n_blocks, int block_size, int max_seqs, int max_len, 
     const size_t n_ints = 2 * (size_t)n_blocks + 2 * (size_t)max_seqs + (size_t)max_seqs * (size_t)max_blocks;
     if (n_ints > (SIZE_MAX - sizeof(kv_pages)) / sizeof(int))
         return err_set(e, "kv cache: %d sequences of %d blocks is too large", max_seqs, max_blocks), NULL;
-    kv_pages *p = malloc(sizeof *p + n_ints * sizeof(int));
+    kv_pages *p = rollout_malloc(sizeof *p + n_ints * sizeof(int));
     if (!p) return err_set(e, "kv cache: out of memory for %d blocks and %d sequences", n_blocks, max_seqs), NULL;
     int *w = (int *)(p + 1);
     p->n_blocks = n_blocks, p->block_size = block_size, p->max_seqs = max_seqs, p->max_blocks = max_blocks;
@@ -35,7 +36,7 @@ kv_pages *kv_pages_new(int n_blocks, int block_size, int max_seqs, int max_len, 
     return p;
 }
 
-void kv_pages_free(kv_pages *p) { free(p); }
+void kv_pages_free(kv_pages *p) { rollout_free(p); }
 
 static int *table_of(kv_pages *p, int seq) { return p->block_table + (size_t)seq * p->max_blocks; }
 

@@ -8,8 +8,9 @@
  * append, and only decodes can run short of blocks. */
 #include "scheduler.h"
 
+#include "rollout.h"
+
 #include <assert.h>
-#include <stdlib.h>
 #include <string.h>
 
 typedef enum { SAMPLE_PENDING, SAMPLE_RUNNING, SAMPLE_QUEUED, SAMPLE_DONE } sample_state;
@@ -21,13 +22,13 @@ typedef struct sample {
     int seq;           /* kv sequence, -1 when none */
     int computed;      /* positions whose K/V the model has written */
     int shares_prompt; /* forked from its group's prompt: its leading blocks are the group's */
-    int *out;          /* [max_new] generated tokens */
+    int *out;          /* [max_new] generated tokens, in its group's allocation */
     int n_out;
     rollout_finish finish;
 } sample;
 
 typedef struct group {
-    int *prompt, n_prompt; /* prompt and stop ids share one allocation */
+    int *prompt, n_prompt; /* the prompt, the stop ids and the samples' outputs share one allocation */
     int *stop_ids, n_stop;
     int n_samples, max_new, first_sample;
     group_state state;
@@ -74,7 +75,7 @@ static int list_reserve(id_list *l, int n, rlvr_err *e) {
     if (n <= l->cap) return 0;
     int cap = l->cap ? l->cap : 16;
     while (cap < n) cap *= 2;
-    int *ids = realloc(l->ids, (size_t)cap * sizeof *ids);
+    int *ids = rollout_realloc(l->ids, (size_t)cap * sizeof *ids);
     if (!ids) return err_set(e, "scheduler: out of memory for a queue of %d", cap);
     l->ids = ids, l->cap = cap;
     return 0;
@@ -118,19 +119,21 @@ scheduler *sched_new(const sched_opts *o, rlvr_err *e) {
         return err_set(e, "scheduler: max_running %d and max_tokens %d must be >= 1, watermark %d >= 0",
                        o->max_running, o->max_tokens, o->watermark),
                NULL;
-    scheduler *s = calloc(1, sizeof *s);
+    scheduler *s = rollout_malloc(sizeof *s);
     if (!s) return err_set(e, "scheduler: out of memory"), NULL;
+    memset(s, 0, sizeof *s);
     s->o = *o;
     s->kv = kv_pages_new(o->n_blocks, o->block_size, o->max_running, o->max_len, e);
-    if (!s->kv) return free(s), NULL;
+    if (!s->kv) return rollout_free(s), NULL;
     const size_t R = (size_t)o->max_running;
-    s->run = malloc(R * sizeof *s->run);
-    s->run_next = malloc(R * sizeof *s->run_next);
-    s->items = malloc(R * sizeof *s->items);
-    s->tokens = malloc((size_t)o->max_tokens * sizeof *s->tokens);
-    s->draws = malloc(R * sizeof *s->draws);
-    s->copies = malloc(R * sizeof *s->copies);
-    s->cow_seen = calloc((size_t)o->n_blocks, sizeof *s->cow_seen);
+    s->run = rollout_malloc(R * sizeof *s->run);
+    s->run_next = rollout_malloc(R * sizeof *s->run_next);
+    s->items = rollout_malloc(R * sizeof *s->items);
+    s->tokens = rollout_malloc((size_t)o->max_tokens * sizeof *s->tokens);
+    s->draws = rollout_malloc(R * sizeof *s->draws);
+    s->copies = rollout_malloc(R * sizeof *s->copies);
+    s->cow_seen = rollout_malloc((size_t)o->n_blocks * sizeof *s->cow_seen);
+    if (s->cow_seen) memset(s->cow_seen, 0, (size_t)o->n_blocks * sizeof *s->cow_seen);
     if (!s->run || !s->run_next || !s->items || !s->tokens || !s->draws || !s->copies || !s->cow_seen) {
         sched_free(s);
         return err_set(e, "scheduler: out of memory for %d sequences and %d tokens a step", o->max_running,
@@ -142,12 +145,12 @@ scheduler *sched_new(const sched_opts *o, rlvr_err *e) {
 
 void sched_free(scheduler *s) {
     if (!s) return;
-    for (int g = 0; g < s->n_groups; g++) free(s->groups[g].prompt);
-    for (int i = 0; i < s->n_samples; i++) free(s->samples[i].out);
-    free(s->groups), free(s->samples), free(s->run), free(s->run_next), free(s->items), free(s->tokens), free(s->draws);
-    free(s->copies), free(s->cow_seen), free(s->waiting.ids), free(s->queued.ids);
+    for (int g = 0; g < s->n_groups; g++) rollout_free(s->groups[g].prompt);
+    void *owned[] = {s->groups, s->samples, s->run,    s->run_next,   s->items,     s->tokens,
+                     s->draws,  s->copies,  s->cow_seen, s->waiting.ids, s->queued.ids};
+    for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) rollout_free(owned[i]);
     kv_pages_free(s->kv);
-    free(s);
+    rollout_free(s);
 }
 
 int sched_add_group(scheduler *s, const sched_group *g, rlvr_err *e) {
@@ -174,39 +177,35 @@ int sched_add_group(scheduler *s, const sched_group *g, rlvr_err *e) {
                        gi, g->n_prompt, g->max_new, blocks_for(s, longest), bs, nb);
     if (s->n_groups == s->cap_groups) {
         int cap = s->cap_groups ? 2 * s->cap_groups : 16;
-        group *gs = realloc(s->groups, (size_t)cap * sizeof *gs);
+        group *gs = rollout_realloc(s->groups, (size_t)cap * sizeof *gs);
         if (!gs) return err_set(e, "scheduler: out of memory for %d groups", cap);
         s->groups = gs, s->cap_groups = cap;
     }
     if (s->n_samples + g->n_samples > s->cap_samples) {
         int cap = s->cap_samples ? s->cap_samples : 64;
         while (cap < s->n_samples + g->n_samples) cap *= 2;
-        sample *ss = realloc(s->samples, (size_t)cap * sizeof *ss);
+        sample *ss = rollout_realloc(s->samples, (size_t)cap * sizeof *ss);
         if (!ss) return err_set(e, "scheduler: out of memory for %d samples", cap);
         s->samples = ss, s->cap_samples = cap;
     }
     group *G = &s->groups[gi];
     *G = (group){.n_prompt = g->n_prompt, .n_stop = g->n_stop, .n_samples = g->n_samples, .max_new = g->max_new,
                  .first_sample = s->n_samples, .state = GROUP_WAITING, .seq = -1};
-    G->prompt = malloc(((size_t)g->n_prompt + (size_t)g->n_stop) * sizeof(int));
-    if (!G->prompt) return err_set(e, "group %d: out of memory for a prompt of %d tokens", gi, g->n_prompt);
+    if (list_reserve(&s->waiting, gi + 1, e) < 0 || list_reserve(&s->queued, s->n_samples + g->n_samples, e) < 0)
+        return -1;
+    /* one allocation: the prompt, the stop ids, then each sample's output */
+    const size_t n_ints = (size_t)g->n_prompt + (size_t)g->n_stop + (size_t)g->n_samples * (size_t)g->max_new;
+    G->prompt = rollout_malloc(n_ints * sizeof(int));
+    if (!G->prompt)
+        return err_set(e, "group %d: out of memory for a prompt of %d tokens and %d samples of %d", gi, g->n_prompt,
+                       g->n_samples, g->max_new);
     G->stop_ids = G->prompt + g->n_prompt;
     memcpy(G->prompt, g->prompt, (size_t)g->n_prompt * sizeof(int));
     if (g->n_stop) memcpy(G->stop_ids, g->stop_ids, (size_t)g->n_stop * sizeof(int));
     for (int j = 0; j < g->n_samples; j++) {
         sample *sm = &s->samples[s->n_samples + j];
         *sm = (sample){.group = gi, .index = j, .state = SAMPLE_PENDING, .seq = -1};
-        sm->out = malloc((size_t)g->max_new * sizeof(int));
-        if (!sm->out) {
-            for (int i = 0; i < j; i++) free(s->samples[s->n_samples + i].out);
-            free(G->prompt);
-            return err_set(e, "group %d: out of memory for %d samples of %d tokens", gi, g->n_samples, g->max_new);
-        }
-    }
-    if (list_reserve(&s->waiting, gi + 1, e) < 0 || list_reserve(&s->queued, s->n_samples + g->n_samples, e) < 0) {
-        for (int j = 0; j < g->n_samples; j++) free(s->samples[s->n_samples + j].out);
-        free(G->prompt);
-        return -1;
+        sm->out = G->stop_ids + g->n_stop + (size_t)j * g->max_new;
     }
     list_insert(&s->waiting, gi);
     s->n_groups++;

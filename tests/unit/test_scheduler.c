@@ -8,6 +8,7 @@
  * preemption under tiny pools, every block back in the pool at the end. */
 #include "testing.h"
 
+#include "fwd_batch.h"
 #include "rng.h"
 #include "scheduler.h"
 
@@ -325,6 +326,69 @@ static void test_refusals(void **state) {
     assert_null(sched_new(&o, &e));
 }
 
+/* ---- out of memory ------------------------------------------------------------------ */
+
+static int alloc_countdown; /* allocations that succeed before one fails; < 0: all succeed */
+static void *failing_alloc(void *ptr, size_t size) {
+    if (size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (alloc_countdown == 0) return NULL;
+    if (alloc_countdown > 0) alloc_countdown--;
+    return realloc(ptr, size);
+}
+
+/* Sets up a scheduler of 20 groups (past the first growth of its arrays) and a forward
+ * batch, then runs every step with no allocation allowed. 0 when set-up ran out of memory
+ * (after checking the message; everything is freed, which ASan's leak check confirms). */
+static int setup_and_run(void) {
+    rlvr_err e = {{0}};
+    const sched_opts o = {.n_blocks = 10, .block_size = 4, .max_running = 12, .max_tokens = 16, .max_len = 40,
+                          .watermark = 1};
+    scheduler *s = sched_new(&o, &e);
+    fwd_batch b = {0};
+    int ok = s != NULL;
+    for (int g = 0; g < 20 && ok; g++) {
+        const int prompt[6] = {g + 2, 3, 4, 5, 6, 7}, stop = 1;
+        sched_group sg = {prompt, 3 + g % 4, 4, 6, &stop, 1};
+        ok = sched_add_group(s, &sg, &e) >= 0;
+    }
+    if (ok) ok = fwd_batch_init(&b, o.max_running, o.max_tokens, sched_pages(s)->max_blocks, &e) == 0;
+    if (!ok) {
+        assert_non_null(strstr(e.msg, "out of memory"));
+        fwd_batch_free(&b);
+        sched_free(s);
+        return 0;
+    }
+    alloc_countdown = 0; /* a step must not allocate */
+    sched_batch st;
+    int r, drawn[12];
+    while ((r = sched_step(s, &st, &e)) == 1) {
+        assert_int_equal(fwd_batch_build(&b, &st, sched_pages(s), &e), 0);
+        for (int d = 0; d < st.n_draws; d++) drawn[d] = (st.draws[d].sample + st.draws[d].position) % 7;
+        assert_int_equal(sched_commit(s, drawn, &e), 0);
+    }
+    assert_int_equal(r, 0);
+    assert_true(sched_get_stats(s).preempted > 0); /* preemption does not allocate either */
+    alloc_countdown = -1;
+    fwd_batch_free(&b);
+    sched_free(s);
+    return 1;
+}
+
+static void test_out_of_memory_at_every_allocation(void **state) {
+    (void)state;
+    rollout_set_alloc(failing_alloc);
+    int n = 0;
+    for (; n < 1000; n++) {
+        alloc_countdown = n;
+        if (setup_and_run()) break;
+    }
+    rollout_set_alloc(NULL);
+    assert_true(n > 10 && n < 1000); /* every allocation of set-up failed once */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outputs_equal_alone),
@@ -333,6 +397,7 @@ int main(void) {
         cmocka_unit_test(test_preemption_in_tiny_pool),
         cmocka_unit_test(test_random_configurations),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_out_of_memory_at_every_allocation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
