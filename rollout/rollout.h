@@ -2,7 +2,8 @@
  *
  * Now: why a sample ended, sampling one token from logits (sampling.h), and the host side
  * of the GPU engine: the paged KV cache's bookkeeping (kv_pages.h), continuous batching
- * (scheduler.h) and a step's flat forward inputs (fwd_batch.h); see docs/rollout.md.
+ * (scheduler.h), a step's flat forward inputs (fwd_batch.h) and the model's forward over
+ * the paged pool on the CPU (paged_model.h); see docs/rollout.md.
  * Later: the engine's kernels and speculative decoding. */
 #ifndef RLVR_ROLLOUT_H
 #define RLVR_ROLLOUT_H
