@@ -41,7 +41,8 @@ typedef struct kv_pages {
 } kv_pages;
 
 /* A pool of n_blocks blocks of block_size slots, for up to max_seqs sequences of at most
- * max_len positions each. One allocation; kv_pages_free releases it. */
+ * max_len positions each (rounded up to whole blocks: max_blocks * block_size). One
+ * allocation; kv_pages_free releases it. */
 kv_pages *kv_pages_new(int n_blocks, int block_size, int max_seqs, int max_len, rlvr_err *e);
 void kv_pages_free(kv_pages *p);
 

@@ -14,10 +14,9 @@
 #include <string.h>
 
 typedef enum { SAMPLE_PENDING, SAMPLE_RUNNING, SAMPLE_QUEUED, SAMPLE_DONE } sample_state;
-typedef enum { GROUP_WAITING, GROUP_PREFILL, GROUP_FORKED } group_state;
 
 typedef struct sample {
-    int group, index;
+    int group;
     sample_state state;
     int seq;           /* kv sequence, -1 when none */
     int computed;      /* positions whose K/V the model has written */
@@ -31,8 +30,7 @@ typedef struct group {
     int *prompt, n_prompt; /* the prompt, the stop ids and the samples' outputs share one allocation */
     int *stop_ids, n_stop;
     int n_samples, max_new, first_sample;
-    group_state state;
-    int seq, computed; /* the prompt's sequence while prefilling */
+    int seq, computed; /* the prompt's sequence while prefilling, -1 before and after */
 } group;
 
 typedef struct unit {
@@ -190,7 +188,7 @@ int sched_add_group(scheduler *s, const sched_group *g, rlvr_err *e) {
     }
     group *G = &s->groups[gi];
     *G = (group){.n_prompt = g->n_prompt, .n_stop = g->n_stop, .n_samples = g->n_samples, .max_new = g->max_new,
-                 .first_sample = s->n_samples, .state = GROUP_WAITING, .seq = -1};
+                 .first_sample = s->n_samples, .seq = -1};
     if (list_reserve(&s->waiting, gi + 1, e) < 0 || list_reserve(&s->queued, s->n_samples + g->n_samples, e) < 0)
         return -1;
     /* one allocation: the prompt, the stop ids, then each sample's output */
@@ -204,7 +202,7 @@ int sched_add_group(scheduler *s, const sched_group *g, rlvr_err *e) {
     if (g->n_stop) memcpy(G->stop_ids, g->stop_ids, (size_t)g->n_stop * sizeof(int));
     for (int j = 0; j < g->n_samples; j++) {
         sample *sm = &s->samples[s->n_samples + j];
-        *sm = (sample){.group = gi, .index = j, .state = SAMPLE_PENDING, .seq = -1};
+        *sm = (sample){.group = gi, .state = SAMPLE_PENDING, .seq = -1};
         sm->out = G->stop_ids + g->n_stop + (size_t)j * g->max_new;
     }
     list_insert(&s->waiting, gi);
@@ -227,7 +225,7 @@ static void preempt_newest(scheduler *s) {
     if (u.is_group) {
         group *g = &s->groups[u.id];
         kv_seq_free(s->kv, g->seq);
-        g->seq = -1, g->computed = 0, g->state = GROUP_WAITING;
+        g->seq = -1, g->computed = 0;
         list_insert(&s->waiting, u.id);
         return;
     }
@@ -350,7 +348,7 @@ static int admit_next(scheduler *s, rlvr_err *e) {
     if (is_group) {
         list_pop_front(&s->waiting);
         group *g = &s->groups[id];
-        g->seq = seq, g->computed = 0, g->state = GROUP_PREFILL;
+        g->seq = seq, g->computed = 0;
     } else {
         list_pop_front(&s->queued);
         sample *sm = &s->samples[id];
@@ -402,9 +400,12 @@ int sched_step(scheduler *s, sched_batch *step, rlvr_err *e) {
         plan_chunk(s, &s->run[s->n_run - 1], &budget);
     }
     if (s->step.n_items == 0) {
-        /* nothing ran: only possible when nothing is left (the oldest unit always fits) */
-        assert(s->n_run == 0 && s->queued.n == 0 && s->waiting.n == 0);
+        /* nothing ran: only possible when nothing is left, since the oldest unit always fits
+         * (sched_add_group's checks); said out loud rather than ending with work undone */
         *step = s->step;
+        if (s->n_run || s->queued.n || s->waiting.n)
+            return err_set(e, "scheduler: stalled with %d running, %d preempted and %d waiting", s->n_run,
+                           s->queued.n, s->waiting.n);
         return 0;
     }
     s->step_open = 1;
@@ -476,7 +477,7 @@ int sched_commit(scheduler *s, const int *tokens, rlvr_err *e) {
                 next[n_next++] = (unit){0, g->first_sample + j, -1};
             }
             if (owner < 0) kv_seq_free(s->kv, g->seq);
-            g->seq = -1, g->state = GROUP_FORKED;
+            g->seq = -1;
             continue;
         }
         sample *sm = &s->samples[u.id];
@@ -494,6 +495,7 @@ int sched_commit(scheduler *s, const int *tokens, rlvr_err *e) {
 }
 
 const int *sched_output(const scheduler *s, int sample_id, int *n_out, int *done, rollout_finish *finish) {
+    assert(sample_id >= 0 && sample_id < s->n_samples);
     const sample *sm = &s->samples[sample_id];
     if (n_out) *n_out = sm->n_out;
     if (done) *done = sm->state == SAMPLE_DONE;
