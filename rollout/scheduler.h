@@ -11,7 +11,7 @@
  *
  * The loop a caller runs (the model, the device and the sampler are the caller's):
  *     while ((r = sched_step(s, &st, e)) == 1) {
- *         run st.copies (block copies), then the forward over st.items: item i feeds
+ *         run st.copies (block copies), then the forward over st.items: an item feeds
  *           st.tokens[first_token .. + n_tokens) at positions pos.., writing their K/V
  *           through kv_slot_mapping(sched_pages(s), seq, pos, n_tokens, ..);
  *         for each draw d: sample a token from the logits of its item's last row,
@@ -25,9 +25,10 @@
  * blocks than are free, the most recently admitted work is preempted: its blocks are
  * freed and it is queued to recompute prompt + generated tokens later (outputs are the
  * same: a draw depends only on its sample's tokens; a sample whose group still holds the
- * prompt's blocks forks them again and recomputes only the rest). A group whose prompt + max_new - 1
- * positions do not fit in the whole pool is refused when added, so the oldest running
- * sequence can always grow and the loop never deadlocks. */
+ * prompt's blocks forks them again and recomputes only the rest); a step that preempts
+ * admits nothing. A group whose prompt + max_new - 1 positions do not fit in the whole
+ * pool is refused when added, so the oldest running work can always proceed and the
+ * loop never deadlocks. The loop above and fwd_batch.h turn a step into a forward. */
 #ifndef RLVR_SCHEDULER_H
 #define RLVR_SCHEDULER_H
 
