@@ -79,6 +79,51 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                         const float *v, const float *out, const float *lse, const int *cu_seqlens, int n_seqs, int H,
                         int KV, int D);
 
+/* ---- attention against a paged KV cache (rollout; core/cpu_paged_attention.c) ----------
+ * One layer's cache: k_cache, v_cache [n_blocks, block_size, KV, D]. Sequence i's position
+ * p lives in row block_tables[i * max_blocks + p / block_size] * block_size + p % block_size
+ * (rollout/kv_pages.h keeps the tables). Sequence i brings n_new = cu_q[i + 1] - cu_q[i]
+ * query rows of q [T, H, D], its last tokens: row r at position seq_lens[i] - n_new + r,
+ * whose K/V are already written to the cache. Decode (n_new = 1), a prefill chunk and the
+ * verification of k > 1 draft tokens are the same call. */
+
+/* Each query row attends causally to its sequence's positions 0 .. its own: out [T, H, D],
+ * lse [T, H]. The arithmetic of attention_forward, so a sequence's rows equal the packed
+ * forward's bit for bit. scratch: max(seq_lens) floats. */
+void paged_attention_forward(float *out, float *lse, const float *q, const float *k_cache, const float *v_cache,
+                             const int *block_tables, int max_blocks, const int *cu_q, const int *seq_lens,
+                             int n_seqs, int block_size, int H, int KV, int D, float *scratch);
+
+/* paged_attention_forward computed the way a split-KV ("flash decoding") kernel spreads a
+ * long context over thread blocks: each row's keys 0 .. its position cut into chunks of
+ * split_len positions from 0, each chunk attended alone, the partial results merged in
+ * chunk order by attention_merge (a fixed order, so the result never depends on the
+ * batch). Equal to paged_attention_forward to fp32 rounding, bit for bit where one chunk
+ * holds every key. scratch: split_len + D floats. */
+void paged_attention_split_forward(float *out, float *lse, const float *q, const float *k_cache,
+                                   const float *v_cache, const int *block_tables, int max_blocks, const int *cu_q,
+                                   const int *seq_lens, int n_seqs, int block_size, int H, int KV, int D,
+                                   int split_len, float *scratch);
+
+/* The same numbers (to fp32 rounding) in the cascade form of shared-prefix decoding: the
+ * sequences cu_groups[g] .. cu_groups[g + 1] - 1 of group g share the first
+ * prefix_blocks[g] entries of their block tables (the same block ids: a GRPO group's
+ * prompt), and every query of the group lies past them. Phase 1 attends every query of
+ * the group to the shared prefix (a kernel reads each prefix block once for the whole
+ * group); phase 2 attends each query to its own sequence from the prefix's end on; the
+ * two are merged by attention_merge. scratch: cascade_attention_scratch(..) floats. */
+void cascade_attention_forward(float *out, float *lse, const float *q, const float *k_cache, const float *v_cache,
+                               const int *block_tables, int max_blocks, const int *cu_q, const int *seq_lens,
+                               int n_seqs, const int *cu_groups, const int *prefix_blocks, int n_groups,
+                               int block_size, int H, int KV, int D, float *scratch);
+size_t cascade_attention_scratch(int T, int H, int D, int max_seq_len);
+
+/* Merges, in place, attention over two disjoint key sets of the same query rows: with
+ * m = max(lse, lse_b), a = exp(lse - m), b = exp(lse_b - m):
+ * out = (a out + b out_b) / (a + b), lse = m + log(a + b) (in double). A set with no key
+ * has lse = -inf and leaves the other as it is. out, out_b: [rows, D]; lse, lse_b: [rows]. */
+void attention_merge(float *out, float *lse, const float *out_b, const float *lse_b, int rows, int D);
+
 /* Embedding: out[t, :] = table[tokens[t], :] for out [T, C], table [V, C]. */
 void embedding_forward(float *out, const float *table, const int *tokens, int T, int C);
 /* Its backward, accumulating: dtable[tokens[t], :] += dout[t, :] for t = 0, 1, .. in order

@@ -3,6 +3,8 @@
  * the fixtures; the same seed gives the same samples whatever the batch composition. */
 #include "testing.h"
 
+#include "model_fixture.h"
+
 #include <math.h>
 
 #include "model.h"
@@ -82,15 +84,6 @@ static void test_param_checks(void **state) {
     assert_non_null(strstr(e.msg, "top_p must be in (0, 1]"));
     assert_int_equal(sample_params_check(&(sample_params){1.0f, 0, 1.0f, 1.5f}, &e), -1);
     assert_int_equal(sample_params_check(&(sample_params){0.7f, 20, 0.9f, 0.05f}, &e), 0);
-}
-
-static model *fixture_model(const char *name) {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/tests/fixtures/model/%s", getenv("RLVR_SOURCE_DIR"), name);
-    rlvr_err e;
-    model *m = model_load(dir, &e);
-    if (!m) fail_msg("%s", e.msg);
-    return m;
 }
 
 /* sample_generate at temperature 0 reproduces transformers' greedy continuation. */
