@@ -32,6 +32,7 @@
 #include "model.h"
 #include "model_gpu.h"
 #include "optim.h"
+#include "model_shapes.h"
 #include "rng.h"
 
 typedef struct shape {
@@ -41,36 +42,18 @@ typedef struct shape {
     int lens[40];
 } shape;
 
-static model_config base_config(model_arch arch, int V, int C, int L, int H, int KV, int D, int I) {
-    model_config c = {0};
-    c.arch = arch;
-    c.vocab = V;
-    c.hidden = C;
-    c.layers = L;
-    c.heads = H;
-    c.kv_heads = KV;
-    c.head_dim = D;
-    c.intermediate = I;
-    c.max_positions = 4096;
-    c.rope_theta = 10000.0f;
-    c.rms_eps = 1e-6f;
-    c.init_range = 0.02f;
-    c.bos_token_id = c.eos_token_id = -1;
-    return c;
-}
-
 static shape shapes[4];
 
 static void make_shapes(void) {
-    shapes[0] = (shape){"llama", base_config(MODEL_LLAMA, 512, 256, 2, 4, 2, 64, 512), 5, {37, 1, 64, 5, 90}};
+    shapes[0] = (shape){"llama", shape_config(MODEL_LLAMA, 512, 256, 2, 4, 2, 64, 512, 4096), 5, {37, 1, 64, 5, 90}};
     shapes[0].cfg.qkv_bias = shapes[0].cfg.o_bias = 1;
-    shapes[1] = (shape){"qwen2", base_config(MODEL_QWEN2, 397, 192, 2, 6, 2, 32, 320), 4, {13, 71, 2, 40}};
+    shapes[1] = (shape){"qwen2", shape_config(MODEL_QWEN2, 397, 192, 2, 6, 2, 32, 320, 4096), 4, {13, 71, 2, 40}};
     shapes[1].cfg.qkv_bias = 1;
     shapes[1].cfg.tie_embeddings = 1;
-    shapes[2] = (shape){"qwen3", base_config(MODEL_QWEN3, 1000, 256, 3, 2, 1, 128, 384), 3, {50, 129, 7}};
+    shapes[2] = (shape){"qwen3", shape_config(MODEL_QWEN3, 1000, 256, 3, 2, 1, 128, 384, 4096), 3, {50, 129, 7}};
     shapes[2].cfg.qk_norm = 1;
     shapes[2].cfg.tie_embeddings = 1;
-    shapes[3] = (shape){"odd", base_config(MODEL_LLAMA, 257, 120, 1, 5, 5, 24, 200), 33, {0}};
+    shapes[3] = (shape){"odd", shape_config(MODEL_LLAMA, 257, 120, 1, 5, 5, 24, 200, 4096), 33, {0}};
     for (int i = 0; i < 33; i++) shapes[3].lens[i] = 50 + (i * 37) % 31; /* 50..80: 2,107 tokens in all */
 }
 
@@ -407,7 +390,7 @@ static void test_optimizer(const shape *s, kern_dtype dt) {
  * naming the sizes and the remedies; with recompute the activations shrink. Runs
  * without a device. */
 static void test_plan_refusal(void) {
-    model_config c = base_config(MODEL_QWEN2, 151936, 1536, 28, 12, 2, 128, 8960);
+    model_config c = shape_config(MODEL_QWEN2, 151936, 1536, 28, 12, 2, 128, 8960, 4096);
     c.qkv_bias = 1;
     c.tie_embeddings = 1;
     gpu_model_opts o = {.dtype = KERN_BF16, .max_tokens = 65536, .max_seqs = 64, .train = 1};

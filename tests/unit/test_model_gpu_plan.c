@@ -9,27 +9,12 @@
 #include "model_gpu.h"
 #include "testing.h"
 
-static model_config cfg(model_arch arch, int V, int C, int L, int H, int KV, int D, int I) {
-    model_config c = {0};
-    c.arch = arch;
-    c.vocab = V;
-    c.hidden = C;
-    c.layers = L;
-    c.heads = H;
-    c.kv_heads = KV;
-    c.head_dim = D;
-    c.intermediate = I;
-    c.max_positions = 512;
-    c.rope_theta = 10000.0f;
-    c.rms_eps = 1e-6f;
-    c.init_range = 0.02f;
-    c.bos_token_id = c.eos_token_id = -1;
-    return c;
-}
+#include "../gpu/model_shapes.h"
 
 static void param_count_matches_model_init(void **state) {
-    model_config cs[3] = {cfg(MODEL_LLAMA, 300, 64, 2, 4, 2, 16, 96), cfg(MODEL_QWEN2, 97, 48, 1, 6, 3, 8, 40),
-                          cfg(MODEL_QWEN3, 128, 32, 3, 2, 1, 24, 64)};
+    model_config cs[3] = {shape_config(MODEL_LLAMA, 300, 64, 2, 4, 2, 16, 96, 512),
+                          shape_config(MODEL_QWEN2, 97, 48, 1, 6, 3, 8, 40, 512),
+                          shape_config(MODEL_QWEN3, 128, 32, 3, 2, 1, 24, 64, 512)};
     cs[0].qkv_bias = cs[0].o_bias = 1;
     cs[1].qkv_bias = cs[1].tie_embeddings = 1;
     cs[2].qk_norm = cs[2].tie_embeddings = 1;
@@ -41,13 +26,13 @@ static void param_count_matches_model_init(void **state) {
         model_free(m);
     }
     /* Qwen2.5-0.5B, the published count */
-    model_config q = cfg(MODEL_QWEN2, 151936, 896, 24, 14, 2, 64, 4864);
+    model_config q = shape_config(MODEL_QWEN2, 151936, 896, 24, 14, 2, 64, 4864, 512);
     q.qkv_bias = q.tie_embeddings = 1;
     assert_int_equal(gpu_model_param_count(&q), 494032768);
 }
 
 static void plan_refuses_what_does_not_fit(void **state) {
-    model_config q = cfg(MODEL_QWEN2, 151936, 896, 24, 14, 2, 64, 4864);
+    model_config q = shape_config(MODEL_QWEN2, 151936, 896, 24, 14, 2, 64, 4864, 512);
     q.qkv_bias = q.tie_embeddings = 1;
     gpu_model_opts o = {.dtype = KERN_BF16, .max_tokens = 16 * 4096, .max_seqs = 16, .train = 1};
     gpu_mem_plan p, pr;
@@ -87,7 +72,7 @@ static void plan_refuses_what_does_not_fit(void **state) {
 static void no_device_is_a_clear_error(void **state) {
     rlvr_err e = {{0}};
     if (kern_device_count(&e) > 0) skip(); /* a machine with a GPU: tests/gpu covers it */
-    model_config c = cfg(MODEL_LLAMA, 64, 32, 1, 2, 1, 16, 48);
+    model_config c = shape_config(MODEL_LLAMA, 64, 32, 1, 2, 1, 16, 48, 512);
     model *m = model_init(&c, 3, &e);
     assert_non_null(m);
     gpu_model_opts o = {.dtype = KERN_F32, .max_tokens = 64, .max_seqs = 2, .train = 1};
