@@ -1,7 +1,7 @@
-/* test_paged_model.c - the rollout engine's host side end to end with real models (the
- * llama, qwen2 and qwen3 fixtures): the scheduler, fwd_batch, the block copies and
- * paged_model's forward, sampling each draw with sample_next keyed by (seed, sample,
- * position). Every sample's tokens and sampling log-probs must equal sample_generate's
+/* test_paged_model.c - the rollout engine (engine_generate: the scheduler, fwd_batch, the
+ * block copies and paged_model's forward, each draw sampled with sample_next keyed by
+ * (seed, the sample's seq_id, position)) end to end with real models (the llama, qwen2
+ * and qwen3 fixtures). Every sample's tokens and sampling log-probs must equal sample_generate's
  * (the CPU decoding loop over a contiguous cache) bit for bit: with the prompt shared by
  * G samples, prefill in chunks, and preemption in a pool barely larger than one sample.
  * BLAS is off: its kernels may sum in an order that depends on the matrix sizes. */
@@ -10,10 +10,8 @@
 #include "model_fixture.h"
 
 #include "cpu_ops.h"
-#include "fwd_batch.h"
-#include "paged_model.h"
+#include "engine.h"
 #include "sampling.h"
-#include "scheduler.h"
 
 enum { N_GROUPS = 3, G = 4, MAX_NEW = 14, N_SAMPLES = N_GROUPS * G };
 
@@ -36,54 +34,16 @@ static void reference(model *m, const sample_gen_opts *o, outputs *ref) {
     for (int i = 0; i < N_SAMPLES; i++) ref->n[i] = q[i].n_out;
 }
 
-/* The engine: groups of G through the scheduler and the paged forward. */
-static sched_stats engine(model *m, const sample_gen_opts *o, const sched_opts *so, outputs *out) {
+/* The engine (rollout/engine.h): groups of G through the scheduler and the paged forward. */
+static sched_stats engine(model *m, const sample_gen_opts *o, const engine_opts *eo, outputs *out) {
+    sample_seq q[N_SAMPLES];
+    for (int i = 0; i < N_SAMPLES; i++)
+        q[i] = (sample_seq){.prompt = PROMPTS[i / G], .n_prompt = PROMPT_LEN[i / G], .seq_id = (uint64_t)i,
+                            .out = out->tokens[i], .out_logp = out->logp[i]};
     rlvr_err e;
-    scheduler *s = sched_new(so, &e);
-    assert_non_null(s);
-    for (int g = 0; g < N_GROUPS; g++) {
-        sched_group sg = {PROMPTS[g], PROMPT_LEN[g], G, o->max_new, o->stop_ids, o->n_stop};
-        assert_int_equal(sched_add_group(s, &sg, &e), g * G); /* sample index = group * G + j */
-    }
-    fwd_batch b;
-    paged_model pm;
-    sampler smp;
-    assert_int_equal(fwd_batch_init(&b, so->max_running, so->max_tokens, sched_pages(s)->max_blocks, &e), 0);
-    assert_int_equal(paged_model_init(&pm, m, so->n_blocks, so->block_size, so->max_tokens, so->max_len,
-                                      so->max_running, &e),
-                     0);
-    assert_int_equal(sample_init(&smp, m->cfg.vocab, &e), 0);
-    float *logits = malloc((size_t)so->max_running * m->cfg.vocab * sizeof *logits);
-    int drawn[N_SAMPLES * G];
-    sched_batch st;
-    int r;
-    while ((r = sched_step(s, &st, &e)) == 1) {
-        assert_int_equal(fwd_batch_build(&b, &st, sched_pages(s), &e), 0);
-        paged_model_copy(&pm, st.copies, st.n_copies);
-        assert_int_equal(paged_model_forward(&pm, &b, logits, &e), 0);
-        for (int d = 0; d < st.n_draws; d++) {
-            const sched_draw *dr = &st.draws[d];
-            float lp;
-            drawn[d] = sample_next(&smp, logits + (size_t)d * m->cfg.vocab, &o->params, o->seed, (uint64_t)dr->sample,
-                                   (uint64_t)dr->position, &lp);
-            out->logp[dr->sample][dr->position - PROMPT_LEN[dr->sample / G]] = lp;
-        }
-        assert_int_equal(sched_commit(s, drawn, &e), 0);
-    }
-    assert_int_equal(r, 0);
-    for (int i = 0; i < N_SAMPLES; i++) {
-        int done;
-        const int *toks = sched_output(s, i, &out->n[i], &done, NULL);
-        assert_true(done);
-        memcpy(out->tokens[i], toks, (size_t)out->n[i] * sizeof(int));
-    }
-    const sched_stats stats = sched_get_stats(s);
-    assert_int_equal(kv_free_blocks(sched_pages(s)), so->n_blocks);
-    free(logits);
-    sample_free(&smp);
-    paged_model_free(&pm);
-    fwd_batch_free(&b);
-    sched_free(s);
+    sched_stats stats;
+    assert_int_equal(engine_generate(m, q, N_SAMPLES, o, eo, &stats, &e), 0);
+    for (int i = 0; i < N_SAMPLES; i++) out->n[i] = q[i].n_out;
     return stats;
 }
 
@@ -107,19 +67,22 @@ static void test_engine_equals_cpu_generation(void **state) {
                                    .n_stop = 1};
         outputs ref, out;
         reference(m, &o, &ref);
-        /* a roomy pool: the prompts' blocks shared, their half-filled last blocks copied */
-        sched_opts so = {.n_blocks = 64, .block_size = 4, .max_running = N_SAMPLES, .max_tokens = 64,
-                         .max_len = 32, .watermark = 1};
-        sched_stats st = engine(m, &o, &so, &out);
+        /* the engine's own pool sizing: nothing preempted, the prompts' blocks shared */
+        sched_stats st = engine(m, &o, NULL, &out);
+        expect_equal(&out, &ref);
+        assert_int_equal(st.preempted, 0);
+        /* a roomy pool of small blocks: the prompts' half-filled last blocks copied */
+        engine_opts eo = {.block_size = 4, .n_blocks = 64, .max_tokens = 64, .watermark = 1};
+        st = engine(m, &o, &eo, &out);
         expect_equal(&out, &ref);
         assert_true(st.copies > 0);
         /* prompts prefilled 3 tokens a step beside the decodes */
-        so.max_tokens = 3;
-        engine(m, &o, &so, &out);
+        eo.max_tokens = 3;
+        engine(m, &o, &eo, &out);
         expect_equal(&out, &ref);
         /* a pool of 7 blocks (the longest sample needs (9 + 14 - 1) / 4 -> 6): preemption */
-        so.max_tokens = 64, so.n_blocks = 7;
-        st = engine(m, &o, &so, &out);
+        eo.max_tokens = 64, eo.n_blocks = 7;
+        st = engine(m, &o, &eo, &out);
         expect_equal(&out, &ref);
         assert_true(st.preempted > 0);
         model_free(m);
@@ -127,9 +90,56 @@ static void test_engine_equals_cpu_generation(void **state) {
     cpu_set_blas(blas);
 }
 
+/* Groups are runs of consecutive equal prompts, compared by content (a prompt seen again
+ * later is a group of its own); sequence ids key the draws, not the order. Bad input is
+ * refused before any work. */
+static void test_engine_groups_and_errors(void **state) {
+    (void)state;
+    const int blas = cpu_blas_enabled();
+    cpu_set_blas(0);
+    model *m = fixture_model("qwen2_tied");
+    const sample_gen_opts o = {.params = {1.0f, 0, 1.0f, 0.0f}, .seed = 5, .max_new = 6};
+    enum { N = 6 };
+    int copy[5] = {40, 2, 81, 9, 60}; /* equal to PROMPTS[1] at another address */
+    const int *prompt[N] = {PROMPTS[1], copy, PROMPTS[2], PROMPTS[2], PROMPTS[1], PROMPTS[1]};
+    const int len[N] = {5, 5, 6, 6, 5, 5};
+    int out[2][N][6], n_out[2][N];
+    float lp[2][N][6];
+    for (int run = 0; run < 2; run++) {
+        sample_seq q[N];
+        for (int i = 0; i < N; i++)
+            q[i] = (sample_seq){.prompt = prompt[i], .n_prompt = len[i], .seq_id = (uint64_t)(100 + 7 * i),
+                                .out = out[run][i], .out_logp = lp[run][i]};
+        rlvr_err e;
+        sched_stats st;
+        if (run == 0) assert_int_equal(sample_generate(m, q, N, &o, &e), 0);
+        else assert_int_equal(engine_generate(m, q, N, &o, NULL, &st, &e), 0);
+        for (int i = 0; i < N; i++) n_out[run][i] = q[i].n_out;
+    }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(n_out[0][i], n_out[1][i]);
+        assert_memory_equal(out[0][i], out[1][i], (size_t)n_out[0][i] * sizeof(int));
+        assert_memory_equal(lp[0][i], lp[1][i], (size_t)n_out[0][i] * sizeof(float));
+    }
+    int toks[6];
+    sample_seq bad = {.prompt = copy, .n_prompt = 0, .out = toks};
+    rlvr_err e;
+    assert_int_equal(engine_generate(m, &bad, 1, &o, NULL, NULL, &e), -1);
+    assert_non_null(strstr(e.msg, "empty prompt"));
+    bad.n_prompt = 5;
+    sample_gen_opts none = o;
+    none.max_new = 0;
+    assert_int_equal(engine_generate(m, &bad, 1, &none, NULL, NULL, &e), -1);
+    assert_non_null(strstr(e.msg, "max_new_tokens"));
+    assert_int_equal(engine_generate(m, &bad, 0, &o, NULL, NULL, &e), -1);
+    model_free(m);
+    cpu_set_blas(blas);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_engine_equals_cpu_generation),
+        cmocka_unit_test(test_engine_groups_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,108 @@
+/* engine.c - see engine.h. */
+#include "engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "fwd_batch.h"
+#include "kv_pages.h"
+#include "paged_model.h"
+
+static int same_prompt(const sample_seq *a, const sample_seq *b) {
+    return a->n_prompt == b->n_prompt &&
+           (a->prompt == b->prompt || memcmp(a->prompt, b->prompt, (size_t)a->n_prompt * sizeof(int)) == 0);
+}
+
+static int blocks_for(int tokens, int block_size) { return (tokens + block_size - 1) / block_size; }
+
+/* The scheduler's options for these sequences: defaults filled in, the pool sized so that
+ * every prompt and every running sample's own blocks fit at once unless eo says less. */
+static sched_opts plan(const sample_seq *seqs, int n, const sample_gen_opts *o, const engine_opts *eo) {
+    sched_opts so = {0};
+    so.block_size = eo && eo->block_size > 0 ? eo->block_size : 16;
+    so.max_running = o->batch > 0 && o->batch < n ? o->batch : n;
+    so.max_tokens = eo && eo->max_tokens > 0 ? eo->max_tokens : so.max_running + 1024;
+    so.watermark = eo && eo->watermark > 0 ? eo->watermark : 1;
+    int max_prompt = 0;
+    long long prompt_blocks = 0;
+    for (int i = 0; i < n; i++) {
+        if (seqs[i].n_prompt > max_prompt) max_prompt = seqs[i].n_prompt;
+        if (i == 0 || !same_prompt(&seqs[i], &seqs[i - 1])) prompt_blocks += blocks_for(seqs[i].n_prompt, so.block_size);
+    }
+    so.max_len = max_prompt + o->max_new;
+    /* each running sample: a copied partial prompt block plus its own tokens */
+    long long need = prompt_blocks + (long long)so.max_running * (blocks_for(o->max_new, so.block_size) + 1) +
+                     so.watermark;
+    so.n_blocks = eo && eo->n_blocks > 0 ? eo->n_blocks : (int)(need < 1 << 30 ? need : 1 << 30);
+    return so;
+}
+
+int engine_generate(model *m, sample_seq *seqs, int n, const sample_gen_opts *o, const engine_opts *eo,
+                    sched_stats *stats, rlvr_err *e) {
+    if (n < 1) return err_set(e, "engine: no sequences to generate");
+    if (sample_params_check(&o->params, e) != 0) return -1;
+    if (o->max_new < 1) return err_set(e, "max_new_tokens must be >= 1");
+    for (int i = 0; i < n; i++)
+        if (seqs[i].n_prompt < 1) return err_set(e, "sequence %d: empty prompt", i);
+    const sched_opts so = plan(seqs, n, o, eo);
+    const int V = m->cfg.vocab;
+    scheduler *s = sched_new(&so, e);
+    if (!s) return -1;
+    fwd_batch b = {0};
+    paged_model pm = {0};
+    sampler smp = {0};
+    float *logits = NULL;
+    int *drawn = NULL, rc = -1; /* the zeroed structs above free safely whatever failed */
+    /* groups: runs of consecutive sequences with one prompt; sample k is seqs[k] */
+    for (int i = 0; i < n;) {
+        int j = i + 1;
+        while (j < n && same_prompt(&seqs[j], &seqs[i])) j++;
+        const sched_group g = {seqs[i].prompt, seqs[i].n_prompt, j - i, o->max_new, o->stop_ids, o->n_stop};
+        if (sched_add_group(s, &g, e) < 0) goto done; /* numbered in order: its first sample is i */
+        i = j;
+    }
+    if (fwd_batch_init(&b, so.max_running, so.max_tokens, sched_pages(s)->max_blocks, e) != 0 ||
+        paged_model_init(&pm, m, so.n_blocks, so.block_size, so.max_tokens, so.max_len, so.max_running, e) != 0 ||
+        sample_init(&smp, V, e) != 0)
+        goto done;
+    logits = malloc((size_t)so.max_running * V * sizeof *logits);
+    drawn = malloc((size_t)so.max_running * sizeof *drawn);
+    if (!logits || !drawn) {
+        err_set(e, "engine: out of memory for %d rows of logits", so.max_running);
+        goto done;
+    }
+    sched_batch st;
+    int r;
+    while ((r = sched_step(s, &st, e)) == 1) {
+        if (fwd_batch_build(&b, &st, sched_pages(s), e) != 0) goto done;
+        paged_model_copy(&pm, st.copies, st.n_copies);
+        if (paged_model_forward(&pm, &b, logits, e) != 0) goto done;
+        for (int d = 0; d < st.n_draws; d++) {
+            sample_seq *q = &seqs[st.draws[d].sample];
+            float lp;
+            drawn[d] = sample_next(&smp, logits + (size_t)d * V, &o->params, o->seed, q->seq_id,
+                                   (uint64_t)st.draws[d].position, &lp);
+            if (q->out_logp) q->out_logp[st.draws[d].position - q->n_prompt] = lp;
+        }
+        if (sched_commit(s, drawn, e) != 0) goto done;
+    }
+    if (r != 0) goto done;
+    for (int k = 0; k < n; k++) {
+        int n_out, finished;
+        rollout_finish finish;
+        const int *toks = sched_output(s, k, &n_out, &finished, &finish);
+        memcpy(seqs[k].out, toks, (size_t)n_out * sizeof(int));
+        seqs[k].n_out = n_out;
+        seqs[k].finish = finish;
+    }
+    if (stats) *stats = sched_get_stats(s);
+    rc = 0;
+done:
+    free(drawn);
+    free(logits);
+    sample_free(&smp);
+    paged_model_free(&pm);
+    fwd_batch_free(&b);
+    sched_free(s);
+    return rc;
+}

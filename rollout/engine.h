@@ -1,0 +1,34 @@
+/* engine.h - the rollout engine's loop over the paged KV cache, on the CPU: groups of
+ * samples that share a prompt go through the continuous-batching scheduler
+ * (scheduler.h), each step's block copies and forward run on paged_model
+ * (paged_model.h), and every draw is sampled on the host with sample_next keyed by
+ * (seed, the sample's seq_id, its position), exactly as sample_generate keys it. The
+ * GPU engine (issue 8) keeps this loop and swaps the forward.
+ *
+ * Against sample_generate: the prompt of consecutive sequences with equal prompts is
+ * prefilled once and its KV blocks shared; sequences join and leave the running batch
+ * every step instead of in fixed batches. With the same logits every token and
+ * log-probability is the same (tests/unit/test_paged_model.c, BLAS off; with BLAS the
+ * two forwards may round differently). */
+#ifndef RLVR_ENGINE_H
+#define RLVR_ENGINE_H
+
+#include "err.h"
+#include "model.h"
+#include "sampling.h"
+#include "scheduler.h"
+
+typedef struct engine_opts {
+    int block_size; /* tokens per KV block; 0: 16 */
+    int n_blocks;   /* the pool; 0: enough that no running sample is ever preempted */
+    int max_tokens; /* tokens per forward (decodes + prefill chunks); 0: running samples + 1024 */
+    int watermark;  /* free blocks an admission leaves; 0: 1 */
+} engine_opts;
+
+/* Generates seqs[0..n) as sample_generate does (o->batch bounds the running samples; 0:
+ * all). Fills each sequence's out, out_logp, n_out and finish; *stats (may be NULL)
+ * gets the scheduler's totals. */
+int engine_generate(model *m, sample_seq *seqs, int n, const sample_gen_opts *o, const engine_opts *eo,
+                    sched_stats *stats, rlvr_err *e);
+
+#endif
