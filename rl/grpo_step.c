@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "advantages.h"
+#include "engine.h"
 #include "policy_loss.h"
 #include "run_ctx.h"
 #include "sampling.h"
@@ -88,7 +89,8 @@ static int sample_round(rl_ctx *c, const dataset *train, grpo_batch *b, int roun
                          .seed = rl_step_seed(cfg->seed, c->step, (uint64_t)round), .max_new = max_new,
                          .stop_ids = c->stop_ids, .n_stop = c->n_stop, .batch = (int)cfg->micro_batch_size * 4};
     double t0 = util_now();
-    if (sample_generate(c->m, seqs, (int)n, &o, e) != 0) goto done;
+    /* the rollout engine: each prompt prefilled once for its G samples, continuous batching */
+    if (engine_generate(c->m, seqs, (int)n, &o, NULL, NULL, e) != 0) goto done;
     b->gen_s += util_now() - t0;
     for (size_t k = 0; k < n; k++) {
         const sample_seq *q = &seqs[k];

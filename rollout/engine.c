@@ -20,7 +20,14 @@ static int blocks_for(int tokens, int block_size) { return (tokens + block_size 
 static sched_opts plan(const sample_seq *seqs, int n, const sample_gen_opts *o, const engine_opts *eo) {
     sched_opts so = {0};
     so.block_size = eo && eo->block_size > 0 ? eo->block_size : 16;
+    /* a group's samples start together when its prompt is done: room for the largest */
+    int largest = 1;
+    for (int i = 0, run = 1; i < n; i++) {
+        run = i > 0 && same_prompt(&seqs[i], &seqs[i - 1]) ? run + 1 : 1;
+        if (run > largest) largest = run;
+    }
     so.max_running = o->batch > 0 && o->batch < n ? o->batch : n;
+    if (so.max_running < largest) so.max_running = largest;
     so.max_tokens = eo && eo->max_tokens > 0 ? eo->max_tokens : so.max_running + 1024;
     so.watermark = eo && eo->watermark > 0 ? eo->watermark : 1;
     int max_prompt = 0;

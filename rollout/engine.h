@@ -25,8 +25,8 @@ typedef struct engine_opts {
     int watermark;  /* free blocks an admission leaves; 0: 1 */
 } engine_opts;
 
-/* Generates seqs[0..n) as sample_generate does (o->batch bounds the running samples; 0:
- * all). Fills each sequence's out, out_logp, n_out and finish; *stats (may be NULL)
+/* Generates seqs[0..n) as sample_generate does. o->batch bounds the running samples (0:
+ * all), raised to the largest group: a group's samples start together. Fills each sequence's out, out_logp, n_out and finish; *stats (may be NULL)
  * gets the scheduler's totals. */
 int engine_generate(model *m, sample_seq *seqs, int n, const sample_gen_opts *o, const engine_opts *eo,
                     sched_stats *stats, rlvr_err *e);

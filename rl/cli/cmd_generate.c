@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "jsonl.h"
 #include "model.h"
+#include "engine.h"
 #include "sampling.h"
 #include "token_ids.h"
 
@@ -257,7 +258,7 @@ static int generate_run(const cli_args *a) {
             seqs[k] = (sample_seq){.prompt = p.ids[i], .n_prompt = p.len[i], .seq_id = k,
                                    .out = outs + k * (size_t)max_new, .out_logp = lps + k * (size_t)max_new};
         }
-    if (sample_generate(m, seqs, (int)total, &o, &e) != 0) {
+    if (engine_generate(m, seqs, (int)total, &o, NULL, NULL, &e) != 0) {
         cmd_error("generate: %s", e.msg);
         status = EXIT_FAIL;
         goto done;

@@ -103,24 +103,27 @@ static void test_engine_groups_and_errors(void **state) {
     int copy[5] = {40, 2, 81, 9, 60}; /* equal to PROMPTS[1] at another address */
     const int *prompt[N] = {PROMPTS[1], copy, PROMPTS[2], PROMPTS[2], PROMPTS[1], PROMPTS[1]};
     const int len[N] = {5, 5, 6, 6, 5, 5};
-    int out[2][N][6], n_out[2][N];
-    float lp[2][N][6];
-    for (int run = 0; run < 2; run++) {
+    int out[3][N][6], n_out[3][N];
+    float lp[3][N][6];
+    for (int run = 0; run < 3; run++) { /* sample_generate; the engine; the engine one sample at a time */
         sample_seq q[N];
         for (int i = 0; i < N; i++)
             q[i] = (sample_seq){.prompt = prompt[i], .n_prompt = len[i], .seq_id = (uint64_t)(100 + 7 * i),
                                 .out = out[run][i], .out_logp = lp[run][i]};
         rlvr_err e;
         sched_stats st;
+        sample_gen_opts one = o;
+        one.batch = 1; /* raised to the largest group (2): a group's samples start together */
         if (run == 0) assert_int_equal(sample_generate(m, q, N, &o, &e), 0);
-        else assert_int_equal(engine_generate(m, q, N, &o, NULL, &st, &e), 0);
+        else assert_int_equal(engine_generate(m, q, N, run == 1 ? &o : &one, NULL, &st, &e), 0);
         for (int i = 0; i < N; i++) n_out[run][i] = q[i].n_out;
     }
-    for (int i = 0; i < N; i++) {
-        assert_int_equal(n_out[0][i], n_out[1][i]);
-        assert_memory_equal(out[0][i], out[1][i], (size_t)n_out[0][i] * sizeof(int));
-        assert_memory_equal(lp[0][i], lp[1][i], (size_t)n_out[0][i] * sizeof(float));
-    }
+    for (int run = 1; run < 3; run++)
+        for (int i = 0; i < N; i++) {
+            assert_int_equal(n_out[0][i], n_out[run][i]);
+            assert_memory_equal(out[0][i], out[run][i], (size_t)n_out[0][i] * sizeof(int));
+            assert_memory_equal(lp[0][i], lp[run][i], (size_t)n_out[0][i] * sizeof(float));
+        }
     int toks[6];
     sample_seq bad = {.prompt = copy, .n_prompt = 0, .out = toks};
     rlvr_err e;
