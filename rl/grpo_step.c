@@ -230,6 +230,7 @@ static int logprobs_of(rl_ctx *c, model *mdl, gpu_model *gpu, train_arrays *a, f
 typedef struct update_stats {
     double loss, kl, entropy, clip_frac, grad_norm, ppo_kl;
     int updates;
+    int first_pass_all; /* the first minibatch pass ran every sample (none skipped) */
 } update_stats;
 
 /* ppo_epochs passes of minibatch updates over the batch. */
@@ -247,13 +248,17 @@ static int update_policy(rl_ctx *c, train_arrays *a, int have_old, update_stats 
     if (rl_seq_batch_init(&sb, c->m, c->gpu, micro < mb ? micro : mb, c->max_prompt + T, e) != 0) return -1;
     int rc = 0;
     double lr = rl_lr_at(&c->sched, c->step);
+    us->first_pass_all = 1;
     for (long long ep = 0; ep < cfg->algo_ppo_epochs && rc == 0; ep++)
         for (int m0 = 0; m0 < a->B && rc == 0; m0 += mb) {
             int nb = a->B - m0 < mb ? a->B - m0 : mb;
             size_t off = (size_t)m0 * T, nt = (size_t)nb * T;
             int any = 0;
             for (size_t i = 0; i < nt; i++) any |= a->mask[off + i];
-            if (!any) continue; /* every sample masked (all truncated): nothing to learn */
+            if (!any) { /* every sample masked (all truncated): nothing to learn */
+                if (ep == 0) us->first_pass_all = 0;
+                continue;
+            }
             if ((rc = rl_agg_weights(pg.agg, a->mask + off, nb, T, a->w + off, e)) != 0) break;
             if ((rc = rl_ctx_zero_grads(c, e)) != 0) break;
             rl_pg_sums acc = {0};
@@ -508,6 +513,29 @@ static int update_critic(rl_ctx *c, train_arrays *a, const float *values, const 
     return 0;
 }
 
+/* How far the trainer's log-probabilities of the sampled tokens, under the weights that
+ * generated them, are from the rollout's sampling log-probabilities (verl logs the same as
+ * training/rollout_probs_diff_*): 0 when the two paths compute alike. Only meaningful when
+ * the rollout sampled from the plain softmax (temperature 1, no top-k/top-p/min-p), so
+ * logged only then. train_lp: [B, T], under the rollout's weights. */
+static void logp_mismatch(const rl_ctx *c, const train_arrays *a, const float *train_lp, metric_list *ml) {
+    const rlvr_config *cfg = c->cfg;
+    if (cfg->rollout_temperature != 1.0 || (cfg->rollout_top_k > 0 && cfg->rollout_top_k < c->m->cfg.vocab) ||
+        cfg->rollout_top_p < 1.0 || cfg->rollout_min_p > 0.0)
+        return;
+    double max = 0, sum = 0;
+    size_t n = 0;
+    for (int i = 0; i < a->B; i++)
+        for (int t = 0; t < a->s[i]->n_out; t++) {
+            const double d = fabs((double)train_lp[(size_t)i * a->T + t] - a->s[i]->sample_logp[t]);
+            max = d > max ? d : max;
+            sum += d, n++;
+        }
+    if (!n) return;
+    metric_add(ml, "rollout/logp_diff_max", max);
+    metric_add(ml, "rollout/logp_diff_mean", sum / (double)n);
+}
+
 int rl_grpo_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_eval, double *reward_mean,
                  double *accuracy, rlvr_err *e) {
     const rlvr_config *cfg = c->cfg;
@@ -548,7 +576,14 @@ int rl_grpo_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_ev
         if (c->critic && update_critic(c, &a, values, returns, ml, e) != 0) goto done;
         if (!c->critic || c->step >= cfg->critic_warmup_steps) {
             if (update_policy(c, &a, have_old, &us, e) != 0) goto done;
-        } else us.clip_frac = us.ppo_kl = us.entropy = us.kl = NAN; /* critic warmup: the policy waits */
+            /* without old log-probs there was one pass over one minibatch: its log-probs
+             * came before the only update, under the rollout's weights */
+            if (have_old) logp_mismatch(c, &a, a.old_logp, ml);
+            else if (us.first_pass_all) logp_mismatch(c, &a, a.logp, ml);
+        } else {
+            us.clip_frac = us.ppo_kl = us.entropy = us.kl = NAN; /* critic warmup: the policy waits */
+            if (have_old) logp_mismatch(c, &a, a.old_logp, ml);
+        }
     } else {
         us.clip_frac = us.ppo_kl = us.entropy = us.kl = NAN;
         char msg[160];

@@ -48,6 +48,19 @@ if [ "$(Q runs/straight/run.db 'select count(*) from steps')" = 6 ] &&
 else
     bad "unexpected store contents: $(Q runs/straight/run.db 'select step, loss, kl, entropy, grad_norm, lr from steps')"
 fi
+# The trainer's log-probs of the sampled tokens against the rollout's: float rounding apart
+# (the paged engine and the training forward compute alike), logged at temperature 1 only.
+LAST="rollout/logp_diff_max"
+if [ "$(Q runs/straight/run.db "select count(*) from step_metrics where name = 'rollout/logp_diff_max' and value >= 0 and value < 1e-4")" = 6 ] &&
+    [ "$(Q runs/straight/run.db "select count(*) from step_metrics where name = 'rollout/logp_diff_mean' and value <= 1e-5")" = 6 ]; then
+    ok
+else
+    bad "$(Q runs/straight/run.db "select step, name, value from step_metrics where name like 'rollout/%'")"
+fi
+run rlvr train tiny.lua --set name=cool --set rollout.temperature=0.8 --set steps=1 --set eval_every=0
+expect_status 0
+LAST="no logp_diff at temperature 0.8"
+if [ "$(Q runs/cool/run.db "select count(*) from step_metrics where name like 'rollout/logp_diff%'")" = 0 ]; then ok; else bad "logged"; fi
 # A finished run's directory is not reused by accident.
 run rlvr train tiny.lua --set name=straight
 expect_status 2
