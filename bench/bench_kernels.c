@@ -25,6 +25,7 @@
 
 #include "kernels.h"
 #include "rng.h"
+#include "safetensors.h"
 
 static double now(void) {
     struct timespec ts;
@@ -48,12 +49,7 @@ static void *dev_randn(size_t n, float s, uint64_t seed) {
     }
     rng_stream r;
     rng_stream_init(&r, seed, 0);
-    for (size_t i = 0; i < n; i++) {
-        float f = s * rng_stream_normal(&r);
-        uint32_t b;
-        memcpy(&b, &f, 4);
-        h[i] = (uint16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
-    }
+    for (size_t i = 0; i < n; i++) h[i] = st_f32_to_bf16(s * rng_stream_normal(&r));
     if (kern_memcpy_h2d(d, h, n * 2, &e) != 0) {
         fprintf(stderr, "bench_kernels: %s\n", e.msg);
         exit(1);

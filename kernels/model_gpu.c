@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cpu_ops.h"
+#include "safetensors.h"
 
 /* The LM head runs on row blocks of at most LM_ROWS tokens and vocabulary chunks of
  * LM_CHUNK entries: its workspace holds one [LM_ROWS, LM_CHUNK] block of fp32 logits
@@ -401,12 +402,7 @@ int gpu_model_upload(gpu_model *g, const model *m, rlvr_err *e) {
     if (!tmp) return err_set(e, "out of memory");
     for (size_t i0 = 0; i0 < n; i0 += (size_t)1 << 20) {
         size_t k = n - i0 < ((size_t)1 << 20) ? n - i0 : ((size_t)1 << 20);
-        for (size_t i = 0; i < k; i++) {
-            uint32_t bits;
-            memcpy(&bits, &m->params[i0 + i], 4);
-            tmp[i] = (bits & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((bits >> 16) | 0x40)
-                                                         : (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-        }
+        for (size_t i = 0; i < k; i++) tmp[i] = st_f32_to_bf16(m->params[i0 + i]);
         if (kern_memcpy_h2d((char *)g->work + i0 * 2, tmp, k * 2, e) != 0) {
             free(tmp);
             return -1;

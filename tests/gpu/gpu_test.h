@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "safetensors.h"
 
 #define GPU_TEST_SKIP 77
 
@@ -39,26 +40,11 @@ static inline void gpu_test_require_device(void) {
         printf("device: %s (sm_%d%d, %d SMs)\n", info.name, info.major, info.minor, info.multiprocessors);
 }
 
-/* bf16 on the host: round to nearest even, as __float2bfloat16_rn does (NaN stays NaN). */
-static inline uint16_t gpu_f2bf(float f) {
-    uint32_t bits;
-    memcpy(&bits, &f, 4);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40);
-    return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-}
-
-static inline float gpu_bf2f(uint16_t b) {
-    uint32_t bits = (uint32_t)b << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 /* Rounds every value to what the dtype can hold, so that the CPU reference and the kernel
  * start from the same numbers. */
 static inline void gpu_round_to(kern_dtype dt, float *x, size_t n) {
     if (dt == KERN_BF16)
-        for (size_t i = 0; i < n; i++) x[i] = gpu_bf2f(gpu_f2bf(x[i]));
+        for (size_t i = 0; i < n; i++) x[i] = st_bf16_to_f32(st_f32_to_bf16(x[i]));
 }
 
 static inline const char *gpu_dtype_name(kern_dtype dt) { return dt == KERN_BF16 ? "bf16" : "fp32"; }
@@ -75,7 +61,7 @@ static inline void *gpu_upload(kern_dtype dt, const float *host, size_t n) {
         exit(1);
     }
     if (dt == KERN_BF16)
-        for (size_t i = 0; i < n; i++) ((uint16_t *)tmp)[i] = gpu_f2bf(host[i]);
+        for (size_t i = 0; i < n; i++) ((uint16_t *)tmp)[i] = st_f32_to_bf16(host[i]);
     else
         memcpy(tmp, host, n * sizeof(float));
     if (kern_memcpy_h2d(dev, tmp, n * kern_dtype_size(dt), &e) != 0) {
@@ -94,7 +80,7 @@ static inline void gpu_download(kern_dtype dt, float *host, const void *dev, siz
         exit(1);
     }
     if (dt == KERN_BF16)
-        for (size_t i = 0; i < n; i++) host[i] = gpu_bf2f(((uint16_t *)tmp)[i]);
+        for (size_t i = 0; i < n; i++) host[i] = st_bf16_to_f32(((uint16_t *)tmp)[i]);
     else
         memcpy(host, tmp, n * sizeof(float));
     free(tmp);

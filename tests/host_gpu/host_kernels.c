@@ -15,6 +15,7 @@
 
 #include "cpu_ops.h"
 #include "kernels.h"
+#include "safetensors.h"
 
 int kern_device_count(rlvr_err *e) { return 1; }
 
@@ -57,20 +58,6 @@ void kern_blas_free(kern_blas *b) { free(b); }
 
 /* ---- dtype plumbing: each launcher works on fp32 views of its buffers ---------------------- */
 
-static float bf2f(uint16_t b) {
-    uint32_t bits = (uint32_t)b << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-static uint16_t f2bf(float f) {
-    uint32_t bits;
-    memcpy(&bits, &f, 4);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40);
-    return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-}
-
 /* An fp32 view of n values of dtype dt at p: p itself for fp32, else a widened copy
  * (read = 0: uninitialized, for outputs that are only written). */
 static float *view(kern_dtype dt, const void *p, size_t n, int read) {
@@ -79,7 +66,7 @@ static float *view(kern_dtype dt, const void *p, size_t n, int read) {
     float *f = calloc(n ? n : 1, sizeof *f); /* zeroed: -O3 cannot see that outputs are written */
     if (!f) abort(); /* a test helper: out of memory ends the test */
     if (read)
-        for (size_t i = 0; i < n; i++) f[i] = bf2f(((const uint16_t *)p)[i]);
+        for (size_t i = 0; i < n; i++) f[i] = st_bf16_to_f32(((const uint16_t *)p)[i]);
     return f;
 }
 
@@ -87,7 +74,7 @@ static float *view(kern_dtype dt, const void *p, size_t n, int read) {
 static void done(kern_dtype dt, void *p, float *f, size_t n, int write) {
     if (!p || dt == KERN_F32) return;
     if (write)
-        for (size_t i = 0; i < n; i++) ((uint16_t *)p)[i] = f2bf(f[i]);
+        for (size_t i = 0; i < n; i++) ((uint16_t *)p)[i] = st_f32_to_bf16(f[i]);
     free(f);
 }
 
@@ -147,7 +134,7 @@ int kern_embedding_backward(kern_dtype dt, float *dtable, const void *dout, cons
         for (int i = starts[u]; i < starts[u + 1]; i++)
             for (int c = 0; c < C; c++) {
                 size_t at = (size_t)order[i] * C + c;
-                float g = dt == KERN_F32 ? ((const float *)dout)[at] : bf2f(((const uint16_t *)dout)[at]);
+                float g = dt == KERN_F32 ? ((const float *)dout)[at] : st_bf16_to_f32(((const uint16_t *)dout)[at]);
                 dtable[(size_t)unique[u] * C + c] += g;
             }
     return 0;
@@ -322,7 +309,7 @@ int kern_adamw_step(float *params, void *params_bf16, const float *grads, float 
     if (step < 1) return err_set(e, "adamw: step must be >= 1 (got %lld)", step);
     adamw_update(params, grads, m, v, n, step, lr, beta1, beta2, eps, weight_decay); /* the twin */
     if (params_bf16)
-        for (size_t i = 0; i < n; i++) ((uint16_t *)params_bf16)[i] = f2bf(params[i]);
+        for (size_t i = 0; i < n; i++) ((uint16_t *)params_bf16)[i] = st_f32_to_bf16(params[i]);
     return 0;
 }
 

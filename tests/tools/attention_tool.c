@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "safetensors.h"
 
 static void *load(FILE *f, size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
@@ -31,11 +32,7 @@ static void *to_device(kern_dtype dt, const float *x, size_t n, rlvr_err *e) {
     if (dt == KERN_BF16) {
         tmp = malloc(bytes);
         if (!tmp) return NULL;
-        for (size_t i = 0; i < n; i++) {
-            uint32_t b;
-            memcpy(&b, &x[i], 4);
-            tmp[i] = (uint16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
-        }
+        for (size_t i = 0; i < n; i++) tmp[i] = st_f32_to_bf16(x[i]);
         src = tmp;
     }
     void *d = kern_malloc(bytes, e);
