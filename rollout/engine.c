@@ -20,22 +20,20 @@ static int blocks_for(int tokens, int block_size) { return (tokens + block_size 
 static sched_opts plan(const sample_seq *seqs, int n, const sample_gen_opts *o, const engine_opts *eo) {
     sched_opts so = {0};
     so.block_size = eo && eo->block_size > 0 ? eo->block_size : 16;
-    /* a group's samples start together when its prompt is done: room for the largest */
-    int largest = 1;
+    /* one pass over the groups (runs of equal prompts): the longest prompt, the prompts'
+     * blocks, and the largest group - its samples start together when its prompt is done */
+    int max_prompt = 0, largest = 1;
+    long long prompt_blocks = 0;
     for (int i = 0, run = 1; i < n; i++) {
+        if (seqs[i].n_prompt > max_prompt) max_prompt = seqs[i].n_prompt;
         run = i > 0 && same_prompt(&seqs[i], &seqs[i - 1]) ? run + 1 : 1;
+        if (run == 1) prompt_blocks += blocks_for(seqs[i].n_prompt, so.block_size);
         if (run > largest) largest = run;
     }
     so.max_running = o->batch > 0 && o->batch < n ? o->batch : n;
     if (so.max_running < largest) so.max_running = largest;
     so.max_tokens = eo && eo->max_tokens > 0 ? eo->max_tokens : so.max_running + 1024;
     so.watermark = eo && eo->watermark > 0 ? eo->watermark : 1;
-    int max_prompt = 0;
-    long long prompt_blocks = 0;
-    for (int i = 0; i < n; i++) {
-        if (seqs[i].n_prompt > max_prompt) max_prompt = seqs[i].n_prompt;
-        if (i == 0 || !same_prompt(&seqs[i], &seqs[i - 1])) prompt_blocks += blocks_for(seqs[i].n_prompt, so.block_size);
-    }
     so.max_len = max_prompt + o->max_new;
     /* each running sample: a copied partial prompt block plus its own tokens */
     long long need = prompt_blocks + (long long)so.max_running * (blocks_for(o->max_new, so.block_size) + 1) +
