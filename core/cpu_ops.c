@@ -1,6 +1,7 @@
 /* cpu_ops.c - CPU reference layers. */
 #include "cpu_ops.h"
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 
@@ -241,6 +242,21 @@ void lmhead_backward(float *dx, float *dw, const float *x, const float *w, const
 }
 
 /* ---- attention over packed sequences ---------------------------------------------------- */
+
+void causal_softmax_rows(float *S, int n, int P, int p0, float *lse, size_t lse_stride) {
+    for (int r = 0; r < n; r++) {
+        float *row = S + (size_t)r * P;
+        const int last = p0 + r; /* a token sees positions 0..its own */
+        float mx = -FLT_MAX;
+        for (int k = 0; k <= last; k++) mx = row[k] > mx ? row[k] : mx;
+        double sum = 0.0;
+        for (int k = 0; k <= last; k++) sum += row[k] = expf(row[k] - mx);
+        const float inv = (float)(1.0 / sum);
+        for (int k = 0; k <= last; k++) row[k] *= inv;
+        for (int k = last + 1; k < P; k++) row[k] = 0.0f;
+        if (lse) lse[(size_t)r * lse_stride] = mx + (float)log(sum);
+    }
+}
 
 void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, const int *cu_seqlens,
                        int n_seqs, int H, int KV, int D) {

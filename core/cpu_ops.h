@@ -62,6 +62,13 @@ void lmhead_backward(float *dx, float *dw, const float *x, const float *w, const
                      const float *dentropy, const float *logz, const float *entropy, int T, int C, int V,
                      float *scratch);
 
+/* Row r of S [n, P] (the scores of the query at position p0 + r) becomes its causal
+ * softmax: probabilities over positions 0 .. p0 + r (max subtracted, sum in double), zeros
+ * after. lse (may be NULL) gets row r's log-sum-exp at lse[r * lse_stride]. What the
+ * inference attention of model_forward and of rollout's paged_model runs between its two
+ * products. */
+void causal_softmax_rows(float *S, int n, int P, int p0, float *lse, size_t lse_stride);
+
 /* Causal self-attention over packed variable-length sequences (the training layout):
  * sequence i holds tokens cu_seqlens[i] .. cu_seqlens[i + 1] - 1 at positions 0.., and a
  * token attends to the tokens of its own sequence up to itself. q: [T, H, D];

@@ -5,7 +5,6 @@
 #include "model.h"
 
 #include <cjson/cJSON.h>
-#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -446,18 +445,7 @@ static void attn_forward_head(void *ctx, int i) {
     const float *Vv = kv_row(j->kv, j->kv->v, j->l, slot, 0) + (size_t)g * D;
     cpu_sgemm(0, 1, n, P, D, 1.0f / sqrtf((float)D), j->q + (size_t)start * HD + (size_t)h * D, HD, K, KVD, 0.0f, S,
               P);
-    for (int r = 0; r < n; r++) {
-        float *row = S + (size_t)r * P;
-        int last = p0 + r; /* a token sees positions 0..its own */
-        float mx = -FLT_MAX;
-        for (int k = 0; k <= last; k++) mx = row[k] > mx ? row[k] : mx;
-        double sum = 0.0;
-        for (int k = 0; k <= last; k++) sum += row[k] = expf(row[k] - mx);
-        float inv = (float)(1.0 / sum);
-        for (int k = 0; k <= last; k++) row[k] *= inv;
-        for (int k = last + 1; k < P; k++) row[k] = 0.0f;
-        j->lse[(size_t)(start + r) * H + h] = mx + (float)log(sum);
-    }
+    causal_softmax_rows(S, n, P, p0, j->lse + (size_t)start * H + h, (size_t)H);
     cpu_sgemm(0, 0, n, D, P, 1.0f, S, P, Vv, KVD, 0.0f, j->att + (size_t)start * HD + (size_t)h * D, HD);
     free(S);
 }

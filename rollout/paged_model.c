@@ -4,7 +4,6 @@
  * matrix products and softmax. Keep the two in step. */
 #include "paged_model.h"
 
-#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -98,17 +97,7 @@ static void attend_sequence(const paged_model *pm, const fwd_batch *b, int i, in
             float *S = a->scores;
             cpu_sgemm(0, 1, n, P, D, 1.0f / sqrtf((float)D), a->q + (size_t)start * HD + (size_t)h * D, HD, a->k_seq,
                       D, 0.0f, S, P);
-            for (int r = 0; r < n; r++) {
-                float *row = S + (size_t)r * P;
-                const int last = p0 + r;
-                float mx = -FLT_MAX;
-                for (int k = 0; k <= last; k++) mx = row[k] > mx ? row[k] : mx;
-                double sum = 0.0;
-                for (int k = 0; k <= last; k++) sum += row[k] = expf(row[k] - mx);
-                const float inv = (float)(1.0 / sum);
-                for (int k = 0; k <= last; k++) row[k] *= inv;
-                for (int k = last + 1; k < P; k++) row[k] = 0.0f;
-            }
+            causal_softmax_rows(S, n, P, p0, NULL, 0);
             cpu_sgemm(0, 0, n, D, P, 1.0f, S, P, a->v_seq, D, 0.0f, a->att + (size_t)start * HD + (size_t)h * D, HD);
         }
     }
