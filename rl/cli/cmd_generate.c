@@ -27,7 +27,7 @@ static const cli_opt GEN_OPTS[] = {
     {"min-p", "P", "keep tokens with p >= P * p_max (default 0)", 0},
     {"seed", "N", "random seed: samples are keyed by (seed, prompt, sample, position) (default 1)", 0},
     {"stop-ids", "IDS", "token ids that end a sample (default: the config's and the tokenizer's eos)", 0},
-    {"batch", "N", "sequences decoded together (default 16)", 0},
+    {"batch", "N", "sequences decoded together, at least one prompt's --n (default 16)", 0},
     {"threads", "N", "CPU threads (default: online CPUs, at most 8)", 0},
     {"out", "FILE", "write the JSONL here instead of stdout", 0},
 };
