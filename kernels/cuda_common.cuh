@@ -6,6 +6,7 @@
 #define RLVR_CUDA_COMMON_CUH
 
 #include <cuda_bf16.h>
+#include <stdint.h>
 
 #include "cuda_check.h"
 #include "kernels.h"
@@ -16,6 +17,57 @@ __device__ __forceinline__ float load_f(const float *p) { return *p; }
 __device__ __forceinline__ float load_f(const bf16 *p) { return __bfloat162float(*p); }
 __device__ __forceinline__ void store_f(float *p, float v) { *p = v; }
 __device__ __forceinline__ void store_f(bf16 *p, float v) { *p = __float2bfloat16_rn(v); }
+
+// v rounded to T and widened back: what a store to T and a reload would give.
+__device__ __forceinline__ float round_as(float v, const float *) { return v; }
+__device__ __forceinline__ float round_as(float v, const bf16 *) { return __bfloat162float(__float2bfloat16_rn(v)); }
+
+// Sixteen bytes of T (8 bf16 or 4 fp32), aligned: one 128-bit load or store. Kernels bound
+// by memory take their operands this way; 2-byte loads leave most of each transaction unused.
+template <typename T> struct __align__(16) vec16 {
+    enum { N = 16 / sizeof(T) };
+    T v[N];
+};
+
+// W consecutive elements of T at p as fp32, and back: W = 1 is a plain element; otherwise
+// W * sizeof(T) is a whole number of 16-byte vectors and p is 16-byte aligned.
+template <typename T, int W> __device__ __forceinline__ void load_w(const T *p, float *v) {
+    if constexpr (W == 1) {
+        v[0] = load_f(p);
+    } else {
+        static_assert((W * sizeof(T)) % 16 == 0, "whole 16-byte vectors");
+        constexpr int N = vec16<T>::N;
+#pragma unroll
+        for (int k = 0; k < W / N; k++) {
+            const vec16<T> x = ((const vec16<T> *)p)[k];
+#pragma unroll
+            for (int j = 0; j < N; j++) v[k * N + j] = load_f(&x.v[j]);
+        }
+    }
+}
+
+template <typename T, int W> __device__ __forceinline__ void store_w(T *p, const float *v) {
+    if constexpr (W == 1) {
+        store_f(p, v[0]);
+    } else {
+        static_assert((W * sizeof(T)) % 16 == 0, "whole 16-byte vectors");
+        constexpr int N = vec16<T>::N;
+#pragma unroll
+        for (int k = 0; k < W / N; k++) {
+            vec16<T> x;
+#pragma unroll
+            for (int j = 0; j < N; j++) store_f(&x.v[j], v[k * N + j]);
+            ((vec16<T> *)p)[k] = x;
+        }
+    }
+}
+
+// Whether every pointer is 16-byte aligned (host side: picks the vector path).
+static inline bool aligned16(const void *const *p, int n) {
+    for (int i = 0; i < n; i++)
+        if ((uintptr_t)p[i] % 16) return false;
+    return true;
+}
 
 __device__ __forceinline__ float warp_sum(float v) {
     for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);

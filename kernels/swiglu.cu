@@ -13,14 +13,9 @@ static unsigned swiglu_blocks(size_t n) {
     return b < SWIGLU_MAX_BLOCKS ? (unsigned)b : SWIGLU_MAX_BLOCKS;
 }
 
-// Each thread takes 16 bytes of every operand at a time (8 bf16 or 4 fp32 values): the
-// kernels are bound by memory, and 2-byte loads leave most of each transaction unused.
+// Each thread takes 16 bytes of every operand at a time (vec16: 8 bf16 or 4 fp32 values).
 // Elements past the last whole vector (and misaligned operands) go through the same
 // per-element functions one at a time, so every element gets the same arithmetic.
-template <typename T> struct __align__(16) vec16 { // aligned: one 128-bit load or store
-    enum { N = 16 / sizeof(T) };
-    T v[N];
-};
 
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 
@@ -66,13 +61,6 @@ __global__ void swiglu_backward_kernel(T *dgate, T *dup, const T *dh, const T *g
         swiglu_grad(load_f(dh + i), load_f(gate + i), load_f(up + i), &a, &b);
         store_f(dgate + i, a), store_f(dup + i, b);
     }
-}
-
-// The vector loop needs every operand 16-byte aligned; otherwise it is skipped.
-static bool aligned16(const void *const *p, int n) {
-    for (int i = 0; i < n; i++)
-        if ((uintptr_t)p[i] % 16) return false;
-    return true;
 }
 
 // Threads for n elements taken 16 bytes at a time (an upper bound when misaligned: the
