@@ -105,7 +105,7 @@ static int linear_fwd(void *c, rlvr_err *e) {
 }
 static int linear_bwd(void *c, rlvr_err *e) {
     bench *b = c;
-    return kern_matmul_backward(b->blas, KERN_BF16, b->dx, b->dw_up, NULL, b->dup, b->x, b->w_up, b->T, b->C, b->I,
+    return kern_matmul_backward(b->blas, KERN_BF16, b->dx, 1, b->dw_up, NULL, b->dup, b->x, b->w_up, b->T, b->C, b->I,
                                 NULL, e);
 }
 static int attn_fwd(void *c, rlvr_err *e) {
@@ -121,12 +121,12 @@ static int attn_bwd(void *c, rlvr_err *e) {
 static int lm_fwd(void *c, rlvr_err *e) {
     bench *b = c;
     return kern_lmhead_logprobs(b->blas, KERN_BF16, b->logz, b->logp, b->ent, b->xn, b->w_head, b->targets, b->T, b->C,
-                                b->V, b->chunk, b->lm_ws, NULL, e);
+                                b->V, b->chunk, b->lm_ws, NULL, NULL, NULL, e);
 }
 static int lm_bwd(void *c, rlvr_err *e) {
     bench *b = c;
     return kern_lmhead_backward(b->blas, KERN_BF16, b->dxn, b->dw_head, b->xn, b->w_head, b->targets, b->dlogp, b->dlogp,
-                                b->logz, b->ent, b->T, b->C, b->V, b->chunk, b->lm_ws, NULL, e);
+                                b->logz, b->ent, b->T, b->C, b->V, b->chunk, b->lm_ws, NULL, NULL, NULL, e);
 }
 static int norm_fwd(void *c, rlvr_err *e) {
     bench *b = c;

@@ -224,11 +224,12 @@ extern "C" int kern_matmul_forward(kern_blas *blas, kern_dtype dt, void *out, co
     return kern_gemm(blas, dt, dt, 0, 1, T, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC, bias, stream, e);
 }
 
-extern "C" int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, float *dw, float *dbias,
-                                    const void *dout, const void *inp, const void *w, int T, int IC, int OC,
-                                    void *stream, rlvr_err *e) {
-    // dinp[T, IC] += dout[T, OC] @ w[OC, IC], in the activations' dtype
-    if (dinp && kern_gemm(blas, dt, dt, 0, 0, T, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, dinp, IC, NULL, stream, e))
+extern "C" int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, int accumulate, float *dw,
+                                    float *dbias, const void *dout, const void *inp, const void *w, int T, int IC,
+                                    int OC, void *stream, rlvr_err *e) {
+    // dinp[T, IC] (+)= dout[T, OC] @ w[OC, IC], in the activations' dtype
+    if (dinp && kern_gemm(blas, dt, dt, 0, 0, T, IC, OC, 1.0f, dout, OC, w, IC, accumulate ? 1.0f : 0.0f, dinp, IC,
+                          NULL, stream, e))
         return -1;
     // dw[OC, IC] += dout^T @ inp, accumulated in fp32 (the gradients' dtype)
     if (kern_gemm(blas, dt, KERN_F32, 1, 0, OC, IC, T, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC, NULL, stream, e))

@@ -69,11 +69,13 @@ int kern_gemm(kern_blas *blas, kern_dtype ab, kern_dtype c, int trans_a, int tra
  * dtype dt. Deterministic. CPU twin: matmul_forward. */
 int kern_matmul_forward(kern_blas *blas, kern_dtype dt, void *out, const void *inp, const void *w, const void *bias,
                         int T, int IC, int OC, void *stream, rlvr_err *e);
-/* Its backward, accumulating: dinp[T, IC] += dout @ w (dtype dt; may be NULL),
+/* Its backward: dinp[T, IC] (+)= dout @ w (dtype dt; may be NULL), added to dinp when
+ * accumulate is set and written over it otherwise (then dinp need not be zeroed first),
  * dw[OC, IC] += dout^T @ inp and dbias[OC] += sum_t dout (fp32; dbias may be NULL).
  * dbias is a fixed-order column sum (no atomics). CPU twin: matmul_backward. */
-int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
-                         const void *inp, const void *w, int T, int IC, int OC, void *stream, rlvr_err *e);
+int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, int accumulate, float *dw, float *dbias,
+                         const void *dout, const void *inp, const void *w, int T, int IC, int OC, void *stream,
+                         rlvr_err *e);
 
 /* ---- embedding (kernels/embedding.cu) -------------------------------------------------------- */
 
@@ -149,18 +151,25 @@ int kern_swiglu_backward(kern_dtype dt, void *dgate, void *dup, const void *dh, 
  * short of memory runs row ranges one after another. Deterministic (fixed-order sums;
  * cuBLASLt's GEMM is deterministic). CPU twin: lmhead_logprobs (model_logprobs). */
 size_t kern_lmhead_workspace(kern_dtype dt, int T, int chunk);
+/* What the bf16 forward may keep for its backward, so that the backward need not
+ * recompute the logits (a GEMM as large as the forward's): the probabilities relative to
+ * each chunk's maximum, p[t, v] = exp(logits[t, v] - max over the chunk), rounded to bf16
+ * (relative error 2^-9, as FlashAttention rounds P), in probs [T, V], and those maxima in
+ * chunk_max [T, kern_lmhead_chunks(V, chunk)]. */
+static inline int kern_lmhead_chunks(int V, int chunk) { return chunk > 0 ? (V + chunk - 1) / chunk : 0; }
 int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, float *logz, float *logp, float *entropy, const void *x,
                          const void *w, const int *targets, int T, int C, int V, int chunk, void *workspace,
-                         void *stream, rlvr_err *e);
+                         void *probs, float *chunk_max, void *stream, rlvr_err *e);
 /* Backward of L = sum_t dlogp[t] logp[t] + dentropy[t] entropy[t] (dlogp, dentropy may be
  * NULL), given the forward's logz and entropy: accumulates dx[T, C] += dL/dx and
- * dw[V, C] += dL/dw (fp32; either may be NULL), recomputing each chunk's logits.
- * targets must lie in [0, V). Same workspace as the forward. Deterministic.
+ * dw[V, C] += dL/dw (fp32; either may be NULL). With probs and chunk_max (bf16 only) it
+ * takes the probabilities the forward kept; without them it recomputes each chunk's
+ * logits. targets must lie in [0, V). Same workspace as the forward. Deterministic.
  * CPU twin: lmhead_backward (model_backward). */
 int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, float *dw, const void *x, const void *w,
                          const int *targets, const float *dlogp, const float *dentropy, const float *logz,
-                         const float *entropy, int T, int C, int V, int chunk, void *workspace, void *stream,
-                         rlvr_err *e);
+                         const float *entropy, int T, int C, int V, int chunk, void *workspace, const void *probs,
+                         const float *chunk_max, void *stream, rlvr_err *e);
 
 /* ---- attention (kernels/attention.cu) ------------------------------------------------------- */
 
@@ -190,15 +199,23 @@ size_t kern_attention_backward_scratch(int T, int H, int KV, int D);
 
 /* AdamW on fp32 master weights with fp32 state (m, v: [n]), step counted from 1; when
  * params_bf16 is not NULL it receives the updated weights rounded to bf16 (the copy the
- * forward pass reads). CPU twin: adamw_update (core/cpu_ops.h), which rl_adamw_step calls. */
-int kern_adamw_step(float *params, void *params_bf16, const float *grads, float *m, float *v, size_t n,
-                    long long step, double lr, double beta1, double beta2, double eps, double weight_decay,
+ * forward pass reads). clip_workspace (may be NULL) is the workspace of a kern_grad_norm
+ * whose clip factor has not been applied yet: each gradient is scaled by it as it is read,
+ * exactly as kern_grad_scale would (grads itself is left unscaled). CPU twin: adamw_update
+ * (core/cpu_ops.h), which rl_adamw_step calls. */
+int kern_adamw_step(float *params, void *params_bf16, const float *grads, void *clip_workspace, float *m, float *v,
+                    size_t n, long long step, double lr, double beta1, double beta2, double eps, double weight_decay,
                     void *stream, rlvr_err *e);
 
-/* Global L2 norm of grads [n], and when max_norm > 0 scales them so it is at most
- * max_norm (clip_grad_norm_). Deterministic: no atomics. `workspace` is device memory of
- * kern_clip_grad_norm_workspace() bytes; the norm before clipping goes to *norm_host
- * (may be NULL: then nothing waits for the GPU). CPU twin: clip_grad_norm (core/cpu_ops.h). */
+/* Global L2 norm of grads [n] (deterministic: no atomics), and the factor that clips it to
+ * max_norm, min(1, max_norm / (norm + 1e-6)) (1 when max_norm <= 0), left in `workspace`
+ * (device memory of kern_clip_grad_norm_workspace() bytes) for kern_grad_scale or
+ * kern_adamw_step. The norm goes to *norm_host (may be NULL: then nothing waits for the GPU). */
+int kern_grad_norm(const float *grads, size_t n, double max_norm, void *workspace, double *norm_host, void *stream,
+                   rlvr_err *e);
+/* Multiplies grads [n] by the clip factor a kern_grad_norm left in workspace. */
+int kern_grad_scale(float *grads, size_t n, void *workspace, void *stream, rlvr_err *e);
+/* Both: clip_grad_norm_ on the device. CPU twin: clip_grad_norm (core/cpu_ops.h). */
 int kern_clip_grad_norm(float *grads, size_t n, double max_norm, void *workspace, double *norm_host, void *stream,
                         rlvr_err *e);
 size_t kern_clip_grad_norm_workspace(void);

@@ -42,8 +42,9 @@ int kern_matmul_forward(kern_blas *blas, kern_dtype dt, void *out, const void *i
     return err_set(e, "built without CUDA");
 }
 
-int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
-                         const void *inp, const void *w, int T, int IC, int OC, void *stream, rlvr_err *e) {
+int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, int accumulate, float *dw, float *dbias,
+                         const void *dout, const void *inp, const void *w, int T, int IC, int OC, void *stream,
+                         rlvr_err *e) {
     return err_set(e, "built without CUDA");
 }
 
@@ -107,14 +108,14 @@ size_t kern_lmhead_workspace(kern_dtype dt, int T, int chunk) { return 0; }
 
 int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, float *logz, float *logp, float *entropy, const void *x,
                          const void *w, const int *targets, int T, int C, int V, int chunk, void *workspace,
-                         void *stream, rlvr_err *e) {
+                         void *probs, float *chunk_max, void *stream, rlvr_err *e) {
     return err_set(e, "built without CUDA");
 }
 
 int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, float *dw, const void *x, const void *w,
                          const int *targets, const float *dlogp, const float *dentropy, const float *logz,
-                         const float *entropy, int T, int C, int V, int chunk, void *workspace, void *stream,
-                         rlvr_err *e) {
+                         const float *entropy, int T, int C, int V, int chunk, void *workspace, const void *probs,
+                         const float *chunk_max, void *stream, rlvr_err *e) {
     return err_set(e, "built without CUDA");
 }
 
@@ -136,9 +137,18 @@ size_t kern_attention_backward_scratch(int T, int H, int KV, int D) {
     return 0;
 }
 
-int kern_adamw_step(float *params, void *params_bf16, const float *grads, float *m, float *v, size_t n,
-                    long long step, double lr, double beta1, double beta2, double eps, double weight_decay,
+int kern_adamw_step(float *params, void *params_bf16, const float *grads, void *clip_workspace, float *m, float *v,
+                    size_t n, long long step, double lr, double beta1, double beta2, double eps, double weight_decay,
                     void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_grad_norm(const float *grads, size_t n, double max_norm, void *workspace, double *norm_host, void *stream,
+                   rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_grad_scale(float *grads, size_t n, void *workspace, void *stream, rlvr_err *e) {
     return err_set(e, "built without CUDA");
 }
 

@@ -12,8 +12,10 @@
 //
 // Backward recomputes each chunk's logits, turns them into dL/dlogits in place (rounded
 // to bf16 into a second buffer when the operands are bf16) and accumulates
-// dx += dl @ W_chunk and dW_chunk += dl^T @ x with two more GEMMs: three GEMMs per chunk,
-// the same 3x the forward's FLOPs that a materialized-logits backward costs.
+// dx += dl @ W_chunk and dW_chunk += dl^T @ x with two more GEMMs. A bf16 forward may
+// instead keep, per chunk, exp(logits - the chunk's max) rounded to bf16 (half the bytes
+// of fp32 logits, and 2^-9 relative error where bf16 logits would have |l| 2^-9): then the
+// backward reads those and skips the recomputing GEMM, 2 GEMMs per chunk instead of 3.
 #include "cuda_common.cuh"
 
 #define LMHEAD_THREADS 256
@@ -63,29 +65,54 @@ __global__ void lm_init_kernel(float *m, float *tl, double *s, double *w, int T)
     w[t] = 0.0;
 }
 
-// One block per row t: fold logits[t, 0..vc) (vocabulary v0..v0+vc) into the row's state.
+// One block per row t: fold logits[t, 0..vc) (vocabulary v0..v0+vc) into the row's state,
+// reading the chunk once: each thread keeps an online softmax over its own elements (W at
+// a time: 8 when vc is a multiple of 8, 1 otherwise), rescaled to the chunk's max at the end.
+template <int W>
 __global__ void lm_fold_kernel(float *m, float *tl, double *s, double *w, const float *logits, const int *targets,
-                               int vc, int v0) {
+                               int vc, int v0, bf16 *probs, int ld_probs, float *cmax, int cm_stride) {
     __shared__ float scratch[33];
     const int t = blockIdx.x;
     const float *row = logits + (size_t)t * vc;
-    float cm = -INFINITY;
-    for (int v = threadIdx.x; v < vc; v += blockDim.x) cm = fmaxf(cm, row[v]);
-    cm = block_max(cm, scratch);
-    const float m_old = m[t], m_new = fmaxf(m_old, cm);
-    float cs = 0.0f, cw = 0.0f;
-    for (int v = threadIdx.x; v < vc; v += blockDim.x) {
-        float p = expf(row[v] - m_new);
-        cs += p;
-        cw += p * row[v];
+    float tm = -INFINITY, ts = 0.0f, tw = 0.0f; // this thread's max, sum exp(l - tm), sum exp(l - tm) l
+    for (int v = threadIdx.x * W; v < vc; v += blockDim.x * W) {
+        float l[W];
+        load_w<float, W>(row + v, l);
+#pragma unroll
+        for (int j = 0; j < W; j++) {
+            if (l[j] > tm) { // exp(-inf) = 0 on a thread's first element
+                const float f = expf(tm - l[j]);
+                ts = ts * f + 1.0f;
+                tw = tw * f + l[j];
+                tm = l[j];
+            } else if (l[j] > -INFINITY) {
+                const float p = expf(l[j] - tm);
+                ts += p;
+                tw += p * l[j];
+            }
+        }
     }
-    cs = block_sum(cs, scratch);
-    cw = block_sum(cw, scratch);
+    const float cm = block_max(tm, scratch);
+    if (probs) { // kept for backward: exp(l - cm), the row reread from cache
+        bf16 *prow = probs + (size_t)t * ld_probs + v0;
+        for (int v = threadIdx.x * W; v < vc; v += blockDim.x * W) {
+            float l[W];
+            load_w<float, W>(row + v, l);
+#pragma unroll
+            for (int j = 0; j < W; j++) l[j] = cm > -INFINITY ? expf(l[j] - cm) : 0.0f;
+            store_w<bf16, W>(prow + v, l);
+        }
+        if (threadIdx.x == 0) cmax[(size_t)t * cm_stride] = cm;
+    }
+    const float m_old = m[t], m_new = fmaxf(m_old, cm);
+    const float f = tm > -INFINITY ? expf(tm - m_new) : 0.0f;
+    const float cs = block_sum(ts * f, scratch);
+    const float cw = block_sum(tw * f, scratch);
     if (threadIdx.x == 0) {
         // exp(-inf) = 0 on the first chunk: the empty state scales away.
-        double f = exp((double)m_old - (double)m_new);
-        s[t] = s[t] * f + cs;
-        w[t] = w[t] * f + cw;
+        double fd = exp((double)m_old - (double)m_new);
+        s[t] = s[t] * fd + cs;
+        w[t] = w[t] * fd + cw;
         m[t] = m_new;
         int tg = targets ? targets[t] : -1;
         if (tg >= v0 && tg < v0 + vc) tl[t] = row[tg - v0];
@@ -113,20 +140,32 @@ static int check_args(const char *fn, kern_dtype dt, int T, int C, int V, int ch
 
 extern "C" int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, float *logz, float *logp, float *entropy,
                                     const void *x, const void *w, const int *targets, int T, int C, int V, int chunk,
-                                    void *workspace, void *stream, rlvr_err *e) {
+                                    void *workspace, void *probs, float *chunk_max, void *stream, rlvr_err *e) {
     if (check_args("lmhead_logprobs", dt, T, C, V, chunk, workspace, e)) return -1;
+    if ((probs != NULL) != (chunk_max != NULL)) return err_set(e, "lmhead_logprobs: probs and chunk_max go together");
+    if (probs && dt != KERN_BF16) return err_set(e, "lmhead_logprobs: kept probabilities are bf16 only");
     cudaStream_t st = (cudaStream_t)stream;
     lm_ws ws = carve(workspace, T, chunk);
     const size_t row_bytes = (size_t)C * kern_dtype_size(dt);
+    const int n_chunks = kern_lmhead_chunks(V, chunk);
     lm_init_kernel<<<(T + 255) / 256, 256, 0, st>>>(ws.m, ws.tl, ws.s, ws.w, T);
     CUDA_CHECK(cudaGetLastError(), e);
-    for (int v0 = 0; v0 < V; v0 += chunk) {
+    for (int v0 = 0, ci = 0; v0 < V; v0 += chunk, ci++) {
         int vc = V - v0 < chunk ? V - v0 : chunk;
         // logits[T, vc] = x[T, C] @ w[v0:v0+vc, C]^T
         if (kern_gemm(blas, dt, KERN_F32, 0, 1, T, vc, C, 1.0f, x, C, (const char *)w + (size_t)v0 * row_bytes, C,
                       0.0f, ws.logits, vc, NULL, stream, e))
             return -1;
-        lm_fold_kernel<<<T, LMHEAD_THREADS, 0, st>>>(ws.m, ws.tl, ws.s, ws.w, ws.logits, targets, vc, v0);
+        // 16-byte vectors need whole vectors in the logits rows and in the kept rows
+        const bool vec = vc % 8 == 0 && (!probs || (V % 8 == 0 && v0 % 8 == 0 && (uintptr_t)probs % 16 == 0));
+        bf16 *p = (bf16 *)probs;
+        float *cm = chunk_max ? chunk_max + ci : NULL;
+        if (vec)
+            lm_fold_kernel<8><<<T, LMHEAD_THREADS, 0, st>>>(ws.m, ws.tl, ws.s, ws.w, ws.logits, targets, vc, v0, p, V,
+                                                            cm, n_chunks);
+        else
+            lm_fold_kernel<1><<<T, LMHEAD_THREADS, 0, st>>>(ws.m, ws.tl, ws.s, ws.w, ws.logits, targets, vc, v0, p, V,
+                                                            cm, n_chunks);
         CUDA_CHECK(cudaGetLastError(), e);
     }
     lm_finish_kernel<<<(T + 255) / 256, 256, 0, st>>>(logz, logp, entropy, ws.m, ws.tl, ws.s, ws.w, T);
@@ -134,49 +173,111 @@ extern "C" int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, float *logz,
     return 0;
 }
 
-// One block per row t over the chunk: dl_v = dlogp (1[v = target] - p_v)
-// - dentropy p_v (log p_v + H), with p_v = exp(l_v - logz). Written in place over the
-// fp32 logits, or rounded into dl16 when the GEMM operands are bf16.
-template <typename T>
+// dL/dlogit of one vocabulary entry with probability p and log-probability lp:
+// dlogp (1[target] - p) - dentropy p (lp + H).
+__device__ __forceinline__ float dlogit(float p, float lp, float dlp, float den, float h, bool target) {
+    float d = -dlp * p - den * p * (lp + h);
+    return target ? d + dlp : d;
+}
+
+// One block per row t over the chunk, from the recomputed fp32 logits: p_v = exp(l_v -
+// logz). Written in place over the logits, or rounded into dl16 when the GEMM operands are
+// bf16; W elements at a time as in lm_fold_kernel.
+template <typename T, int W>
 __global__ void lm_dlogits_kernel(T *dl, float *logits, const int *targets, const float *dlogp,
                                   const float *dentropy, const float *logz, const float *entropy, int vc, int v0) {
     const int t = blockIdx.x;
     float *row = logits + (size_t)t * vc;
     T *out = dl + (size_t)t * vc;
     const float dlp = dlogp ? dlogp[t] : 0.0f, den = dentropy ? dentropy[t] : 0.0f, lz = logz[t], h = entropy[t];
-    const int tg = targets[t];
-    for (int v = threadIdx.x; v < vc; v += blockDim.x) {
-        float lp = row[v] - lz, p = expf(lp);
-        float d = -dlp * p - den * p * (lp + h);
-        if (v0 + v == tg) d += dlp;
-        store_f(out + v, d);
+    const int tg = targets[t] - v0;
+    for (int v = threadIdx.x * W; v < vc; v += blockDim.x * W) {
+        float l[W];
+        load_w<float, W>(row + v, l);
+#pragma unroll
+        for (int j = 0; j < W; j++) {
+            const float lp = l[j] - lz;
+            l[j] = dlogit(expf(lp), lp, dlp, den, h, v + j == tg);
+        }
+        store_w<T, W>(out + v, l);
     }
+}
+
+// The same from what the forward kept: q_v = exp(l_v - cm) in bf16 and the chunk's max
+// cm, so p_v = q_v exp(cm - logz) and log p_v = log q_v + cm - logz (q_v = 0: p_v = 0).
+template <int W>
+__global__ void lm_dlogits_kept_kernel(bf16 *dl, const bf16 *probs, int ld_probs, const float *cmax, int cm_stride,
+                                       const int *targets, const float *dlogp, const float *dentropy,
+                                       const float *logz, const float *entropy, int vc, int v0) {
+    const int t = blockIdx.x;
+    const bf16 *row = probs + (size_t)t * ld_probs + v0;
+    bf16 *out = dl + (size_t)t * vc;
+    const float dlp = dlogp ? dlogp[t] : 0.0f, den = dentropy ? dentropy[t] : 0.0f, h = entropy[t];
+    const float shift = cmax[(size_t)t * cm_stride] - logz[t], scale = expf(shift);
+    const int tg = targets[t] - v0;
+    for (int v = threadIdx.x * W; v < vc; v += blockDim.x * W) {
+        float q[W];
+        load_w<bf16, W>(row + v, q);
+#pragma unroll
+        for (int j = 0; j < W; j++)
+            q[j] = q[j] > 0.0f ? dlogit(q[j] * scale, logf(q[j]) + shift, dlp, den, h, v + j == tg)
+                               : (v + j == tg ? dlp : 0.0f);
+        store_w<bf16, W>(out + v, q);
+    }
+}
+
+// Launches lm_dlogits_kernel<T, 8> when the chunk's rows are whole 16-byte vectors.
+template <typename T>
+static void launch_dlogits(T *dl, float *logits, const int *targets, const float *dlogp, const float *dentropy,
+                           const float *logz, const float *entropy, int T_rows, int vc, int v0, cudaStream_t st) {
+    if (vc % 8 == 0)
+        lm_dlogits_kernel<T, 8><<<T_rows, LMHEAD_THREADS, 0, st>>>(dl, logits, targets, dlogp, dentropy, logz,
+                                                                   entropy, vc, v0);
+    else
+        lm_dlogits_kernel<T, 1><<<T_rows, LMHEAD_THREADS, 0, st>>>(dl, logits, targets, dlogp, dentropy, logz,
+                                                                   entropy, vc, v0);
 }
 
 extern "C" int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, float *dw, const void *x,
                                     const void *w, const int *targets, const float *dlogp, const float *dentropy,
                                     const float *logz, const float *entropy, int T, int C, int V, int chunk,
-                                    void *workspace, void *stream, rlvr_err *e) {
+                                    void *workspace, const void *probs, const float *chunk_max, void *stream,
+                                    rlvr_err *e) {
     if (check_args("lmhead_backward", dt, T, C, V, chunk, workspace, e)) return -1;
     if (!targets || !logz || !entropy) return err_set(e, "lmhead_backward: targets, logz and entropy are required");
+    if ((probs != NULL) != (chunk_max != NULL)) return err_set(e, "lmhead_backward: probs and chunk_max go together");
+    if (probs && dt != KERN_BF16) return err_set(e, "lmhead_backward: kept probabilities are bf16 only");
     cudaStream_t st = (cudaStream_t)stream;
     lm_ws ws = carve(workspace, T, chunk);
     const size_t row_bytes = (size_t)C * kern_dtype_size(dt);
-    for (int v0 = 0; v0 < V; v0 += chunk) {
+    const int n_chunks = kern_lmhead_chunks(V, chunk);
+    for (int v0 = 0, ci = 0; v0 < V; v0 += chunk, ci++) {
         int vc = V - v0 < chunk ? V - v0 : chunk;
         const void *w_chunk = (const char *)w + (size_t)v0 * row_bytes;
-        if (kern_gemm(blas, dt, KERN_F32, 0, 1, T, vc, C, 1.0f, x, C, w_chunk, C, 0.0f, ws.logits, vc, NULL, stream,
-                      e))
-            return -1;
         const void *dl;
-        if (dt == KERN_BF16) {
-            lm_dlogits_kernel<bf16><<<T, LMHEAD_THREADS, 0, st>>>((bf16 *)ws.dl16, ws.logits, targets, dlogp,
-                                                                  dentropy, logz, entropy, vc, v0);
+        if (probs) {
+            const bool vec = vc % 8 == 0 && V % 8 == 0 && v0 % 8 == 0 && (uintptr_t)probs % 16 == 0;
+            const bf16 *p = (const bf16 *)probs;
+            if (vec)
+                lm_dlogits_kept_kernel<8><<<T, LMHEAD_THREADS, 0, st>>>((bf16 *)ws.dl16, p, V, chunk_max + ci, n_chunks,
+                                                                        targets, dlogp, dentropy, logz, entropy, vc,
+                                                                        v0);
+            else
+                lm_dlogits_kept_kernel<1><<<T, LMHEAD_THREADS, 0, st>>>((bf16 *)ws.dl16, p, V, chunk_max + ci, n_chunks,
+                                                                        targets, dlogp, dentropy, logz, entropy, vc,
+                                                                        v0);
             dl = ws.dl16;
         } else {
-            lm_dlogits_kernel<float><<<T, LMHEAD_THREADS, 0, st>>>(ws.logits, ws.logits, targets, dlogp, dentropy,
-                                                                   logz, entropy, vc, v0);
-            dl = ws.logits;
+            if (kern_gemm(blas, dt, KERN_F32, 0, 1, T, vc, C, 1.0f, x, C, w_chunk, C, 0.0f, ws.logits, vc, NULL, stream,
+                          e))
+                return -1;
+            if (dt == KERN_BF16) {
+                launch_dlogits((bf16 *)ws.dl16, ws.logits, targets, dlogp, dentropy, logz, entropy, T, vc, v0, st);
+                dl = ws.dl16;
+            } else {
+                launch_dlogits(ws.logits, ws.logits, targets, dlogp, dentropy, logz, entropy, T, vc, v0, st);
+                dl = ws.logits;
+            }
         }
         CUDA_CHECK(cudaGetLastError(), e);
         // dx[T, C] += dl[T, vc] @ w[vc, C];  dw[v0:v0+vc, C] += dl^T @ x[T, C]

@@ -39,6 +39,8 @@ typedef struct gm_bufs {
     /* activations */
     void *x;          /* [L+1, T, C] the residual stream entering each layer (2 ping-pong rows forward-only) */
     void *xnf;        /* [T, C] final normalized hidden states */
+    void *lm_probs;   /* [T, V] bf16: the LM head's kept probabilities (keeps_lm_probs), else NULL */
+    float *lm_cmax;   /* [T, kern_lmhead_chunks(V, chunk)] their chunk maxima */
     float *rstdf;     /* [T] */
     /* workspace */
     void *tmp;        /* [T, C] attention and MLP outputs before their residual add */
@@ -88,6 +90,11 @@ struct gpu_model {
     void *embed, *final_norm, *lm_head;
     float *g_embed, *g_final_norm, *g_lm_head;
     long long opt_step;
+    /* gpu_model_clip_grad_norm measured the norm and left its clip factor in b.clip_ws
+     * without scaling the gradients: the AdamW step applies it as it reads each gradient
+     * (a read and write of every gradient saved); anything else that reads or adds to the
+     * gradients first applies it (apply_pending_clip). */
+    int clip_pending;
     /* the last forward */
     int T, n_seqs, max_seqlen, n_unique, have_forward;
     int *h_pos, *h_cu, *h_order, *h_starts, *h_unique; /* host staging */
@@ -117,6 +124,19 @@ static void *take(bump *b, size_t bytes) {
     return b->base ? b->base + at : NULL;
 }
 
+/* Vocabulary rows per LM-head chunk: opts' choice, else LM_CHUNK, at most the vocabulary. */
+static int lm_chunk_of(const model_config *c, const gpu_model_opts *o) {
+    int chunk = o->lm_chunk > 0 ? o->lm_chunk : LM_CHUNK;
+    return c->vocab < chunk ? c->vocab : chunk;
+}
+
+/* Whether forward keeps the LM head's probabilities for backward (kern_lmhead_logprobs):
+ * bf16 training, unless the options ask for recomputation (recompute, which saves memory,
+ * implies it: the probabilities take T V 2 bytes, more than a layer's activations). */
+static int keeps_lm_probs(const gpu_model_opts *o) {
+    return o->train && o->dtype == KERN_BF16 && !o->recompute && !o->lm_recompute;
+}
+
 static int n_slots_of(const model_config *c, const gpu_model_opts *o) {
     return o->train && !o->recompute ? c->layers : 1;
 }
@@ -131,6 +151,11 @@ static void layout(const model_config *c, const gpu_model_opts *o, gm_bufs *b, g
     b->x = take(act, (o->train ? L + 1 : 2) * T * C * dsz);
     b->xnf = take(act, T * C * dsz);
     b->rstdf = take(act, T * f4);
+    b->lm_probs = b->lm_cmax = NULL;
+    if (keeps_lm_probs(o)) {
+        b->lm_probs = take(act, T * (size_t)c->vocab * 2);
+        b->lm_cmax = take(act, T * (size_t)kern_lmhead_chunks(c->vocab, lm_chunk_of(c, o)) * f4);
+    }
     int n = n_slots_of(c, o);
     for (int l = 0; l < n; l++) {
         gm_slot dummy, *s = slots ? &slots[l] : &dummy;
@@ -165,7 +190,7 @@ static void layout(const model_config *c, const gpu_model_opts *o, gm_bufs *b, g
     b->pos = take(ws, T * i4);
     b->cu = take(ws, (S + 1) * i4);
     int lm_rows = o->max_tokens < LM_ROWS ? o->max_tokens : LM_ROWS;
-    int lm_chunk = c->vocab < LM_CHUNK ? c->vocab : LM_CHUNK;
+    int lm_chunk = lm_chunk_of(c, o);
     b->lm_ws = take(ws, kern_lmhead_workspace(o->dtype, lm_rows, lm_chunk));
     if (!o->train) return;
     b->dx = take(ws, T * C * dsz);
@@ -418,20 +443,30 @@ int gpu_model_download(gpu_model *g, model *m, rlvr_err *e) {
     return kern_memcpy_d2h(m->params, g->master, g->n_params * 4, e);
 }
 
+static int apply_pending_clip(gpu_model *g, rlvr_err *e) {
+    if (!g->clip_pending) return 0;
+    g->clip_pending = 0;
+    return kern_grad_scale(g->grads, g->n_params, g->b.clip_ws, NULL, e);
+}
+
 int gpu_model_download_grads(gpu_model *g, float *grads, rlvr_err *e) {
     if (!g->grads) return err_set(e, "GPU model: forward-only, no gradients");
+    if (apply_pending_clip(g, e) != 0) return -1;
     return kern_memcpy_d2h(grads, g->grads, g->n_params * 4, e);
 }
 
 int gpu_model_zero_grads(gpu_model *g, rlvr_err *e) {
     if (!g->grads) return err_set(e, "GPU model: forward-only, no gradients");
+    g->clip_pending = 0;
     return kern_memzero(g->grads, g->n_params * 4, NULL, e);
 }
 
 int gpu_model_clip_grad_norm(gpu_model *g, double max_norm, double *norm, rlvr_err *e) {
     if (!g->grads) return err_set(e, "GPU model: forward-only, no gradients");
+    if (apply_pending_clip(g, e) != 0) return -1; /* clipping twice clips the clipped gradients */
     double nh = 0;
-    if (kern_clip_grad_norm(g->grads, g->n_params, max_norm, g->b.clip_ws, &nh, NULL, e) != 0) return -1;
+    if (kern_grad_norm(g->grads, g->n_params, max_norm, g->b.clip_ws, &nh, NULL, e) != 0) return -1;
+    g->clip_pending = max_norm > 0;
     if (norm) *norm = nh;
     return 0;
 }
@@ -440,7 +475,9 @@ int gpu_model_adamw_step(gpu_model *g, double lr, rlvr_err *e) {
     if (!g->grads) return err_set(e, "GPU model: forward-only, no optimizer");
     g->opt_step++;
     void *work16 = g->work != (void *)g->master ? g->work : NULL;
-    return kern_adamw_step(g->master, work16, g->grads, g->m, g->v, g->n_params, g->opt_step, lr, g->o.beta1,
+    void *clip = g->clip_pending ? g->b.clip_ws : NULL;
+    g->clip_pending = 0;
+    return kern_adamw_step(g->master, work16, g->grads, clip, g->m, g->v, g->n_params, g->opt_step, lr, g->o.beta1,
                            g->o.beta2, g->o.eps, g->o.weight_decay, NULL, e);
 }
 
@@ -474,6 +511,14 @@ static void *at(const gpu_model *g, void *p, size_t i) { return (char *)p + i * 
 static void *x_of(const gpu_model *g, int l) {
     size_t row = g->o.train ? (size_t)l : (size_t)(l % 2);
     return at(g, g->b.x, row * (size_t)g->o.max_tokens * g->cfg.hidden);
+}
+
+/* The kept LM-head probabilities and chunk maxima from row r0 on (NULL when not kept). */
+static void *lm_probs_at(const gpu_model *g, int r0) {
+    return g->b.lm_probs ? (char *)g->b.lm_probs + (size_t)r0 * g->cfg.vocab * 2 : NULL;
+}
+static float *lm_cmax_at(const gpu_model *g, int r0) {
+    return g->b.lm_cmax ? g->b.lm_cmax + (size_t)r0 * kern_lmhead_chunks(g->cfg.vocab, lm_chunk_of(&g->cfg, &g->o)) : NULL;
 }
 
 static gm_slot *slot_of(const gpu_model *g, int l) { return &g->slots[g->n_slots == 1 ? 0 : l]; }
@@ -561,11 +606,12 @@ int gpu_model_forward(gpu_model *g, int n_seqs, const int *seq_len, const int *t
     TRY(kern_embedding_forward(dt, x_of(g, 0), g->embed, b->tokens, T, C, NULL, e));
     for (int l = 0; l < L; l++) TRY(layer_forward(g, l, x_of(g, l), slot_of(g, l), x_of(g, l + 1), e));
     TRY(kern_rmsnorm_forward(dt, b->xnf, b->rstdf, x_of(g, L), g->final_norm, T, C, c->rms_eps, NULL, e));
-    int chunk = c->vocab < LM_CHUNK ? c->vocab : LM_CHUNK;
+    int chunk = lm_chunk_of(c, &g->o);
     for (int r0 = 0; r0 < T; r0 += LM_ROWS) {
         int R = T - r0 < LM_ROWS ? T - r0 : LM_ROWS;
         TRY(kern_lmhead_logprobs(g->blas, dt, b->logz + r0, b->logp + r0, b->ent + r0, at(g, b->xnf, (size_t)r0 * C),
-                                 g->lm_head, b->targets + r0, R, C, c->vocab, chunk, b->lm_ws, NULL, e));
+                                 g->lm_head, b->targets + r0, R, C, c->vocab, chunk, b->lm_ws, lm_probs_at(g, r0),
+                                 lm_cmax_at(g, r0), NULL, e));
     }
     if (logp) TRY(kern_memcpy_d2h(logp, b->logp, (size_t)T * sizeof(float), e));
     if (entropy) TRY(kern_memcpy_d2h(entropy, b->ent, (size_t)T * sizeof(float), e));
@@ -586,22 +632,19 @@ static int layer_backward(gpu_model *g, int l, rlvr_err *e) {
     kern_blas *bl = g->blas;
     int T = g->T, C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D,
         I = c->intermediate;
-    size_t ds = g->dsz, tc = (size_t)T * C * ds, ti = (size_t)T * I * ds, thd = (size_t)T * HD * ds,
+    size_t ds = g->dsz, thd = (size_t)T * HD * ds,
            tkv = (size_t)T * KVD * ds;
     const void *x_in = x_of(g, l);
     if (g->o.recompute) TRY(layer_forward(g, l, x_in, s, NULL, e));
     /* MLP: dx is d x_{l+1}, which flows to x_mid through the residual unchanged */
-    TRY(kern_memzero(b->dh, ti, NULL, e));
-    TRY(kern_matmul_backward(bl, dt, b->dh, gw->w_down, NULL, b->dx, s->h, w->w_down, T, I, C, NULL, e));
+    TRY(kern_matmul_backward(bl, dt, b->dh, 0, gw->w_down, NULL, b->dx, s->h, w->w_down, T, I, C, NULL, e));
     TRY(kern_swiglu_backward(dt, b->dgate, b->dup, b->dh, s->gate, s->up, (size_t)T * I, NULL, e));
-    TRY(kern_memzero(b->dxn, tc, NULL, e));
-    TRY(kern_matmul_backward(bl, dt, b->dxn, gw->w_gate, NULL, b->dgate, s->xn2, w->w_gate, T, C, I, NULL, e));
-    TRY(kern_matmul_backward(bl, dt, b->dxn, gw->w_up, NULL, b->dup, s->xn2, w->w_up, T, C, I, NULL, e));
+    TRY(kern_matmul_backward(bl, dt, b->dxn, 0, gw->w_gate, NULL, b->dgate, s->xn2, w->w_gate, T, C, I, NULL, e));
+    TRY(kern_matmul_backward(bl, dt, b->dxn, 1, gw->w_up, NULL, b->dup, s->xn2, w->w_up, T, C, I, NULL, e));
     TRY(kern_rmsnorm_backward(dt, b->dx, gw->post_norm, b->dxn, s->x_mid, w->post_norm, s->rstd2, T, C,
                               b->norm_scratch, NULL, e));
     /* attention: dx is now d x_mid */
-    TRY(kern_memzero(b->datt, thd, NULL, e));
-    TRY(kern_matmul_backward(bl, dt, b->datt, gw->wo, gw->bo, b->dx, s->att, w->wo, T, HD, C, NULL, e));
+    TRY(kern_matmul_backward(bl, dt, b->datt, 0, gw->wo, gw->bo, b->dx, s->att, w->wo, T, HD, C, NULL, e));
     TRY(kern_memzero(b->dq, thd, NULL, e));
     TRY(kern_memzero(b->dk, tkv, NULL, e));
     TRY(kern_memzero(b->dv, tkv, NULL, e));
@@ -620,10 +663,9 @@ static int layer_backward(gpu_model *g, int l, rlvr_err *e) {
         gq = b->dq_raw;
         gk = b->dk_raw;
     }
-    TRY(kern_memzero(b->dxn, tc, NULL, e));
-    TRY(kern_matmul_backward(bl, dt, b->dxn, gw->wq, gw->bq, gq, s->xn1, w->wq, T, C, HD, NULL, e));
-    TRY(kern_matmul_backward(bl, dt, b->dxn, gw->wk, gw->bk, gk, s->xn1, w->wk, T, C, KVD, NULL, e));
-    TRY(kern_matmul_backward(bl, dt, b->dxn, gw->wv, gw->bv, b->dv, s->xn1, w->wv, T, C, KVD, NULL, e));
+    TRY(kern_matmul_backward(bl, dt, b->dxn, 0, gw->wq, gw->bq, gq, s->xn1, w->wq, T, C, HD, NULL, e));
+    TRY(kern_matmul_backward(bl, dt, b->dxn, 1, gw->wk, gw->bk, gk, s->xn1, w->wk, T, C, KVD, NULL, e));
+    TRY(kern_matmul_backward(bl, dt, b->dxn, 1, gw->wv, gw->bv, b->dv, s->xn1, w->wv, T, C, KVD, NULL, e));
     return kern_rmsnorm_backward(dt, b->dx, gw->input_norm, b->dxn, x_in, w->input_norm, s->rstd1, T, C,
                                  b->norm_scratch, NULL, e);
 }
@@ -636,16 +678,18 @@ int gpu_model_backward(gpu_model *g, const float *dlogp, const float *dentropy, 
     kern_dtype dt = g->o.dtype;
     int T = g->T, C = c->hidden, L = c->layers;
     size_t tc = (size_t)T * C;
+    TRY(apply_pending_clip(g, e)); /* a backward adds to the gradients as they stand */
     TRY(kern_memcpy_h2d(b->dlogp, dlogp, (size_t)T * sizeof(float), e));
     if (dentropy) TRY(kern_memcpy_h2d(b->dent, dentropy, (size_t)T * sizeof(float), e));
     /* LM head: d xnf in fp32, then into the activations' dtype for the final norm */
     TRY(kern_memzero(b->dxnf, tc * sizeof(float), NULL, e));
-    int chunk = c->vocab < LM_CHUNK ? c->vocab : LM_CHUNK;
+    int chunk = lm_chunk_of(c, &g->o);
     for (int r0 = 0; r0 < T; r0 += LM_ROWS) {
         int R = T - r0 < LM_ROWS ? T - r0 : LM_ROWS;
         TRY(kern_lmhead_backward(g->blas, dt, b->dxnf + (size_t)r0 * C, g->g_lm_head, at(g, b->xnf, (size_t)r0 * C),
                                  g->lm_head, b->targets + r0, b->dlogp + r0, dentropy ? b->dent + r0 : NULL,
-                                 b->logz + r0, b->ent + r0, R, C, c->vocab, chunk, b->lm_ws, NULL, e));
+                                 b->logz + r0, b->ent + r0, R, C, c->vocab, chunk, b->lm_ws, lm_probs_at(g, r0),
+                                 lm_cmax_at(g, r0), NULL, e));
     }
     const void *dxnf = b->dxnf;
     if (dt != KERN_F32) {

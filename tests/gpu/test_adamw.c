@@ -2,7 +2,9 @@
  * over five steps on 1,000,003 parameters. Both follow the same operation order with
  * correctly rounded fp32 operations, so without clipping the GPU must match the CPU bit
  * for bit; with clipping the norm's summation order differs (a tree on the GPU), so
- * parameters may differ by 1e-6 relative. Two GPU runs must be identical. */
+ * parameters may differ by 1e-6 relative. Two GPU runs must be identical, and so must a
+ * run that leaves the clip factor to the AdamW kernel (kern_grad_norm, then
+ * kern_adamw_step with the clip workspace), which must also leave the gradients unscaled. */
 #include <math.h>
 #include <string.h>
 
@@ -50,7 +52,8 @@ static void cpu_run(double max_norm, run_result *out) {
     rl_adamw_free(&o);
 }
 
-static void gpu_run(double max_norm, run_result *out) {
+/* fused: the clip factor is applied inside the AdamW kernel instead of by kern_grad_scale. */
+static void gpu_run(double max_norm, int fused, run_result *out) {
     rlvr_err e = {{0}};
     float *p = initial_params();
     float *dp = kern_malloc(N * sizeof(float), &e), *dg = kern_malloc(N * sizeof(float), &e);
@@ -64,9 +67,20 @@ static void gpu_run(double max_norm, run_result *out) {
     for (int s = 0; s < STEPS; s++) {
         float *g = grads_for(s);
         kern_memcpy_h2d(dg, g, N * sizeof(float), &e);
+        if (fused) {
+            CHECK(kern_grad_norm(dg, N, max_norm, ws, &out->norms[s], NULL, &e) == 0, "%s", e.msg);
+            CHECK(kern_adamw_step(dp, dbf, dg, ws, dm, dv, N, s + 1, 3e-3, 0.9, 0.95, 1e-8, 0.1, NULL, &e) == 0,
+                  "%s", e.msg);
+            float *after = malloc(N * sizeof *after);
+            CHECK(kern_memcpy_d2h(after, dg, N * sizeof(float), &e) == 0, "%s", e.msg);
+            CHECK(memcmp(after, g, N * sizeof(float)) == 0, "step %d: the fused step changed the gradients", s);
+            free(after);
+        } else {
+            CHECK(kern_clip_grad_norm(dg, N, max_norm, ws, &out->norms[s], NULL, &e) == 0, "%s", e.msg);
+            CHECK(kern_adamw_step(dp, dbf, dg, NULL, dm, dv, N, s + 1, 3e-3, 0.9, 0.95, 1e-8, 0.1, NULL, &e) == 0,
+                  "%s", e.msg);
+        }
         free(g);
-        CHECK(kern_clip_grad_norm(dg, N, max_norm, ws, &out->norms[s], NULL, &e) == 0, "%s", e.msg);
-        CHECK(kern_adamw_step(dp, dbf, dg, dm, dv, N, s + 1, 3e-3, 0.9, 0.95, 1e-8, 0.1, NULL, &e) == 0, "%s", e.msg);
     }
     out->params = p;
     out->bf16 = malloc(N * 2);
@@ -77,10 +91,11 @@ static void gpu_run(double max_norm, run_result *out) {
 }
 
 static void compare(double max_norm, int exact) {
-    run_result cpu = {0}, gpu = {0}, again = {0};
+    run_result cpu = {0}, gpu = {0}, again = {0}, fused = {0};
     cpu_run(max_norm, &cpu);
-    gpu_run(max_norm, &gpu);
-    gpu_run(max_norm, &again);
+    gpu_run(max_norm, 0, &gpu);
+    gpu_run(max_norm, 0, &again);
+    gpu_run(max_norm, 1, &fused);
     for (int s = 0; s < STEPS; s++)
         CHECK(fabs(gpu.norms[s] - cpu.norms[s]) <= 1e-12 * cpu.norms[s], "step %d norm %.17g vs CPU %.17g", s,
               gpu.norms[s], cpu.norms[s]);
@@ -104,7 +119,10 @@ static void compare(double max_norm, int exact) {
     if (exact) CHECK(differ == 0, "%zu parameters differ from the CPU twin without clipping", differ);
     else CHECK(max_rel <= 1e-6, "max relative difference %.3g", max_rel);
     CHECK(memcmp(gpu.params, again.params, N * sizeof(float)) == 0, "two GPU runs differ");
+    CHECK(memcmp(gpu.params, fused.params, N * sizeof(float)) == 0, "clipping inside AdamW changed the weights");
+    CHECK(memcmp(gpu.norms, fused.norms, sizeof gpu.norms) == 0, "kern_grad_norm's norm differs");
     free(cpu.params), free(gpu.params), free(gpu.bf16), free(again.params), free(again.bf16);
+    free(fused.params), free(fused.bf16);
 }
 
 int main(void) {
@@ -112,7 +130,7 @@ int main(void) {
     compare(0.0, 1);  /* no clipping: bit for bit */
     compare(50.0, 0); /* clipping on most steps */
     rlvr_err e = {{0}};
-    CHECK(kern_adamw_step(NULL, NULL, NULL, NULL, NULL, 1, 0, 1e-3, 0.9, 0.999, 1e-8, 0, NULL, &e) == -1,
+    CHECK(kern_adamw_step(NULL, NULL, NULL, NULL, NULL, NULL, 1, 0, 1e-3, 0.9, 0.999, 1e-8, 0, NULL, &e) == -1,
           "step 0 accepted");
     printf("%d passed, %d failed\n", gpu_failures ? 0 : 1, gpu_failures ? 1 : 0);
     return gpu_failures ? 1 : 0;

@@ -69,7 +69,7 @@ static void check_linear(kern_dtype dt, int T, int IC, int OC, int with_bias) {
         void *d_dinp = gpu_upload(dt, dinp0, n_in);
         float *d_dw = gpu_upload(KERN_F32, dw0, n_w), *d_dbias = gpu_upload(KERN_F32, dbias0, OC);
         CHECK(kern_matmul_forward(blas, dt, d_out, d_inp, d_w, d_bias, T, IC, OC, NULL, &e) == 0, "%s", e.msg);
-        CHECK(kern_matmul_backward(blas, dt, d_dinp, d_dw, d_dbias, d_dout, d_inp, d_w, T, IC, OC, NULL, &e) == 0,
+        CHECK(kern_matmul_backward(blas, dt, d_dinp, 1, d_dw, d_dbias, d_dout, d_inp, d_w, T, IC, OC, NULL, &e) == 0,
               "%s", e.msg);
         CHECK(kern_synchronize(&e) == 0, "%s", e.msg);
         got[run][0] = malloc(n_out * sizeof(float)), got[run][1] = malloc(n_in * sizeof(float));
@@ -97,6 +97,24 @@ static void check_linear(kern_dtype dt, int T, int IC, int OC, int with_bias) {
               "%s T=%d IC=%d OC=%d: output %d differs between two runs", gpu_dtype_name(dt), T, IC, OC, k);
     printf("linear %s T=%-4d IC=%-5d OC=%-5d bias=%d max |diff| out %.2g dinp %.2g dw %.2g dbias %.2g\n",
            gpu_dtype_name(dt), T, IC, OC, with_bias, e_out, e_dinp, e_dw, e_db);
+
+    /* accumulate = 0: dinp starts as NaN and must come out as dout @ w alone */
+    {
+        float *want0 = calloc(n_in, sizeof(float)), *scale0 = calloc(n_in, sizeof(float));
+        float *dw_scratch = calloc(n_w, sizeof(float)), *got0 = malloc(n_in * sizeof(float));
+        matmul_backward(want0, dw_scratch, NULL, dout, inp, w, T, IC, OC);
+        matmul_backward(scale0, dw_scratch, NULL, a_dout, a_inp, a_w, T, IC, OC);
+        for (size_t i = 0; i < n_in; i++) got0[i] = NAN;
+        void *d_dinp = gpu_upload(dt, got0, n_in);
+        float *d_dw = gpu_upload(KERN_F32, dw0, n_w);
+        CHECK(kern_matmul_backward(blas, dt, d_dinp, 0, d_dw, NULL, d_dout, d_inp, d_w, T, IC, OC, NULL, &e) == 0,
+              "%s", e.msg);
+        gpu_download(dt, got0, d_dinp, n_in);
+        snprintf(what, sizeof what, "%s T=%d IC=%d OC=%d: dinp written over", gpu_dtype_name(dt), T, IC, OC);
+        gpu_check_close(what, got0, want0, scale0, n_in, 1e-30, round_rel, 1e-5);
+        kern_free(d_dinp), kern_free(d_dw);
+        free(want0), free(scale0), free(dw_scratch), free(got0);
+    }
 
     for (int run = 0; run < 2; run++)
         for (int k = 0; k < 4; k++) free(got[run][k]);

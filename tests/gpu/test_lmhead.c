@@ -9,15 +9,17 @@
  * are sums over V (dx) or T (dw) of dl * w: bounded by a multiple of the magnitudes
  * behind them, sum |dl| |w| with |dl| taken term by term (|dlogp| p + |dentropy| p
  * (|log p| + H) + |dlogp| at the target) so that no cancellation hides an error: 1e-4 of
- * that in fp32, plus 2^-8 in bf16 (dl is rounded to bf16 before its two GEMMs). Two runs
- * must agree bit for bit. */
+ * that in fp32, plus 2^-8 in bf16 (dl is rounded to bf16 before its two GEMMs), plus
+ * another 2^-8 when the backward takes the probabilities the forward kept (rounded to
+ * bf16 too). Two runs must agree bit for bit. */
 #include "cpu_ops.h"
 #include "gpu_test.h"
 #include "rng.h"
 
 static kern_blas *blas;
 
-static void check_lmhead(kern_dtype dt, int T, int C, int V, int chunk) {
+/* keep (bf16 only): the forward keeps its probabilities and the backward takes them. */
+static void check_lmhead(kern_dtype dt, int T, int C, int V, int chunk, int keep) {
     rlvr_err e = {{0}};
     rng_stream r;
     rng_stream_init(&r, 91, (uint64_t)T * 1000003u + (uint64_t)V * 7u + (uint64_t)C + (uint64_t)dt);
@@ -64,16 +66,19 @@ static void check_lmhead(kern_dtype dt, int T, int C, int V, int chunk) {
     CHECK(d_targets && kern_memcpy_h2d(d_targets, targets, (size_t)T * sizeof(int), &e) == 0, "%s", e.msg);
     void *ws = kern_malloc(kern_lmhead_workspace(dt, T, chunk), &e);
     CHECK(ws != NULL, "%s", e.msg);
+    void *d_probs = keep ? kern_malloc(nl * 2, &e) : NULL;
+    float *d_cmax = keep ? kern_malloc((size_t)T * kern_lmhead_chunks(V, chunk) * 4, &e) : NULL;
+    CHECK(!keep || (d_probs && d_cmax), "%s", e.msg);
     float *got[2][5];
     for (int run = 0; run < 2; run++) {
         float *d_logz = gpu_upload(KERN_F32, dlogp, T), *d_logp = gpu_upload(KERN_F32, dlogp, T);
         float *d_ent = gpu_upload(KERN_F32, dlogp, T); /* poisoned: must be overwritten */
         float *d_dx = gpu_upload(KERN_F32, dx0, nx), *d_dw = gpu_upload(KERN_F32, dw0, nw);
-        CHECK(kern_lmhead_logprobs(blas, dt, d_logz, d_logp, d_ent, d_x, d_w, d_targets, T, C, V, chunk, ws, NULL,
-                                   &e) == 0,
+        CHECK(kern_lmhead_logprobs(blas, dt, d_logz, d_logp, d_ent, d_x, d_w, d_targets, T, C, V, chunk, ws, d_probs,
+                                   d_cmax, NULL, &e) == 0,
               "%s", e.msg);
         CHECK(kern_lmhead_backward(blas, dt, d_dx, d_dw, d_x, d_w, d_targets, d_dlogp, d_dent, d_logz, d_ent, T, C, V,
-                                   chunk, ws, NULL, &e) == 0,
+                                   chunk, ws, d_probs, d_cmax, NULL, &e) == 0,
               "%s", e.msg);
         for (int k = 0; k < 3; k++) got[run][k] = malloc((size_t)T * 4);
         got[run][3] = malloc(nx * 4), got[run][4] = malloc(nw * 4);
@@ -85,14 +90,14 @@ static void check_lmhead(kern_dtype dt, int T, int C, int V, int chunk) {
         kern_free(d_logz), kern_free(d_logp), kern_free(d_ent), kern_free(d_dx), kern_free(d_dw);
     }
     char what[128];
-    const char *dn = gpu_dtype_name(dt);
+    const char *dn = keep ? "bf16 kept" : gpu_dtype_name(dt);
     snprintf(what, sizeof what, "lmhead %s T=%d C=%d V=%d chunk=%d: logz", dn, T, C, V, chunk);
     double e_lz = gpu_check_close(what, got[0][0], logz, NULL, T, 1e-4, 1e-5, 0);
     snprintf(what, sizeof what, "lmhead %s T=%d C=%d V=%d chunk=%d: logp", dn, T, C, V, chunk);
     double e_lp = gpu_check_close(what, got[0][1], logp, NULL, T, 1e-4, 1e-5, 0);
     snprintf(what, sizeof what, "lmhead %s T=%d C=%d V=%d chunk=%d: entropy", dn, T, C, V, chunk);
     double e_h = gpu_check_close(what, got[0][2], ent, NULL, T, 1e-4, 1e-5, 0);
-    double stol = 1e-4 + (dt == KERN_BF16 ? 1.0 / 256 : 0);
+    double stol = 1e-4 + (dt == KERN_BF16 ? 1.0 / 256 : 0) + (keep ? 1.0 / 256 : 0);
     snprintf(what, sizeof what, "lmhead %s T=%d C=%d V=%d chunk=%d: dx", dn, T, C, V, chunk);
     double e_dx = gpu_check_close(what, got[0][3], want_dx, scale_dx, nx, 1e-30, 0, stol);
     snprintf(what, sizeof what, "lmhead %s T=%d C=%d V=%d chunk=%d: dw", dn, T, C, V, chunk);
@@ -107,6 +112,7 @@ static void check_lmhead(kern_dtype dt, int T, int C, int V, int chunk) {
     for (int run = 0; run < 2; run++)
         for (int k = 0; k < 5; k++) free(got[run][k]);
     kern_free(d_x), kern_free(d_w), kern_free(d_dlogp), kern_free(d_dent), kern_free(d_targets), kern_free(ws);
+    kern_free(d_probs), kern_free(d_cmax);
     free(x), free(w), free(dlogp), free(dent), free(dx0), free(dw0), free(targets), free(logz), free(logp), free(ent);
     free(want_dx), free(want_dw), free(scratch), free(mag), free(ax), free(aw), free(scale_dx), free(scale_dw);
 }
@@ -125,15 +131,21 @@ static void check_bad_target(void) {
     int *d_t = kern_malloc(sizeof targets, &e);
     void *ws = kern_malloc(kern_lmhead_workspace(KERN_F32, T, 2), &e);
     CHECK(d_t && ws && kern_memcpy_h2d(d_t, targets, sizeof targets, &e) == 0, "%s", e.msg);
-    CHECK(kern_lmhead_logprobs(blas, KERN_F32, d_lz, d_lp, NULL, d_x, d_w, d_t, T, C, V, 2, ws, NULL, &e) == 0, "%s",
-          e.msg);
+    CHECK(kern_lmhead_logprobs(blas, KERN_F32, d_lz, d_lp, NULL, d_x, d_w, d_t, T, C, V, 2, ws, NULL, NULL, NULL,
+                               &e) == 0,
+          "%s", e.msg);
     gpu_download(KERN_F32, got_lz, d_lz, 2);
     gpu_download(KERN_F32, got_lp, d_lp, 2);
     CHECK(isnan(got_lp[1]), "logp of an out-of-range target is %g, want NaN", got_lp[1]);
     gpu_check_close("logp, valid target", got_lp, logp, NULL, 1, 1e-6, 1e-6, 0);
     gpu_check_close("logz, out-of-range target", got_lz, logz, NULL, 2, 1e-6, 1e-6, 0);
-    CHECK(kern_lmhead_logprobs(blas, KERN_F32, d_lz, d_lp, NULL, d_x, d_w, d_t, T, C, V, 0, ws, NULL, &e) == -1,
+    CHECK(kern_lmhead_logprobs(blas, KERN_F32, d_lz, d_lp, NULL, d_x, d_w, d_t, T, C, V, 0, ws, NULL, NULL, NULL,
+                               &e) == -1,
           "chunk 0 accepted");
+    float cmax[4];
+    CHECK(kern_lmhead_logprobs(blas, KERN_F32, d_lz, d_lp, NULL, d_x, d_w, d_t, T, C, V, 2, ws, d_lz, cmax, NULL,
+                               &e) == -1,
+          "kept probabilities accepted in fp32");
     kern_free(d_x), kern_free(d_w), kern_free(d_lz), kern_free(d_lp), kern_free(d_t), kern_free(ws);
 }
 
@@ -143,13 +155,17 @@ int main(void) {
     blas = kern_blas_new(&e);
     CHECK(blas != NULL, "%s", e.msg);
     if (!blas) return gpu_test_finish();
-    for (int dt = 0; dt < 2; dt++) {
-        check_lmhead((kern_dtype)dt, 1, 8, 5, 3);
-        check_lmhead((kern_dtype)dt, 5, 33, 100, 7); /* chunks of w start 2-byte aligned in bf16 */
-        check_lmhead((kern_dtype)dt, 37, 64, 1000, 256);
-        check_lmhead((kern_dtype)dt, 70, 256, 32001, 4096);
-        check_lmhead((kern_dtype)dt, 9, 64, 151936, 16384); /* Qwen2.5's vocabulary */
-        check_lmhead((kern_dtype)dt, 130, 896, 4099, 1024); /* Qwen2.5-0.5B's hidden size */
+    /* dt 0, 1: fp32, bf16; 2: bf16 with the probabilities kept (whole 16-byte vectors where
+     * V and the chunk are multiples of 8, element by element elsewhere) */
+    for (int k = 0; k < 3; k++) {
+        kern_dtype dt = k == 0 ? KERN_F32 : KERN_BF16;
+        int keep = k == 2;
+        check_lmhead(dt, 1, 8, 5, 3, keep);
+        check_lmhead(dt, 5, 33, 100, 7, keep); /* chunks of w start 2-byte aligned in bf16 */
+        check_lmhead(dt, 37, 64, 1000, 256, keep);
+        check_lmhead(dt, 70, 256, 32001, 4096, keep);
+        check_lmhead(dt, 9, 64, 151936, 16384, keep); /* Qwen2.5's vocabulary */
+        check_lmhead(dt, 130, 896, 4099, 1024, keep); /* Qwen2.5-0.5B's hidden size */
     }
     check_bad_target();
     kern_blas_free(blas);

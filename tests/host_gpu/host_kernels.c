@@ -108,9 +108,11 @@ int kern_matmul_forward(kern_blas *blas, kern_dtype dt, void *out, const void *i
     return 0;
 }
 
-int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
-                         const void *inp, const void *w, int T, int IC, int OC, void *stream, rlvr_err *e) {
+int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, int accumulate, float *dw, float *dbias,
+                         const void *dout, const void *inp, const void *w, int T, int IC, int OC, void *stream,
+                         rlvr_err *e) {
     size_t no = (size_t)T * OC, ni = (size_t)T * IC, nw = (size_t)OC * IC;
+    if (dinp && !accumulate) memset(dinp, 0, ni * kern_dtype_size(dt)); /* written over: as if zeroed */
     float *di = view(dt, dinp, ni, 1), *d = view(dt, dout, no, 1), *i = view(dt, inp, ni, 1), *ww = view(dt, w, nw, 1);
     matmul_backward(di, dw, dbias, d, i, ww, T, IC, OC);
     done(dt, dinp, di, ni, 1);
@@ -235,9 +237,11 @@ size_t kern_lmhead_workspace(kern_dtype dt, int T, int chunk) {
     return (size_t)LMHEAD_ROW_BLOCK * LMHEAD_VOCAB_CHUNK * sizeof(float);
 }
 
+/* probs and chunk_max are accepted and left alone: the twin always works from the logits
+ * in fp32 (what the kept bf16 probabilities approximate). */
 int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, float *logz, float *logp, float *entropy, const void *x,
                          const void *w, const int *targets, int T, int C, int V, int chunk, void *workspace,
-                         void *stream, rlvr_err *e) {
+                         void *probs, float *chunk_max, void *stream, rlvr_err *e) {
     size_t nx = (size_t)T * C, nw = (size_t)V * C;
     float *fx = view(dt, x, nx, 1), *fw = view(dt, w, nw, 1);
     float *lz = logz ? logz : malloc((size_t)T * sizeof *lz);
@@ -251,8 +255,8 @@ int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, float *logz, float *log
 
 int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, float *dw, const void *x, const void *w,
                          const int *targets, const float *dlogp, const float *dentropy, const float *logz,
-                         const float *entropy, int T, int C, int V, int chunk, void *workspace, void *stream,
-                         rlvr_err *e) {
+                         const float *entropy, int T, int C, int V, int chunk, void *workspace, const void *probs,
+                         const float *chunk_max, void *stream, rlvr_err *e) {
     size_t nx = (size_t)T * C, nw = (size_t)V * C;
     float *fx = view(dt, x, nx, 1), *fw = view(dt, w, nw, 1);
     float *tdx = dx ? dx : calloc(nx, sizeof *tdx), *tdw = dw ? dw : calloc(nw, sizeof *tdw);
@@ -303,13 +307,41 @@ size_t kern_attention_backward_scratch(int T, int H, int KV, int D) {
     return 1;
 }
 
-int kern_adamw_step(float *params, void *params_bf16, const float *grads, float *m, float *v, size_t n,
-                    long long step, double lr, double beta1, double beta2, double eps, double weight_decay,
+/* The clip workspace holds the factor kern_grad_norm computed. */
+static double clip_factor(const void *workspace) { return *(const double *)workspace; }
+
+static void scale_by(float *dst, const float *src, size_t n, double factor) {
+    for (size_t i = 0; i < n; i++) dst[i] = factor < 1.0 ? (float)(src[i] * factor) : src[i];
+}
+
+int kern_adamw_step(float *params, void *params_bf16, const float *grads, void *clip_workspace, float *m, float *v,
+                    size_t n, long long step, double lr, double beta1, double beta2, double eps, double weight_decay,
                     void *stream, rlvr_err *e) {
     if (step < 1) return err_set(e, "adamw: step must be >= 1 (got %lld)", step);
-    adamw_update(params, grads, m, v, n, step, lr, beta1, beta2, eps, weight_decay); /* the twin */
+    float *g = NULL;
+    if (clip_workspace) { /* scaled as read, grads left as they are */
+        if (!(g = calloc(n ? n : 1, sizeof(float)))) return err_set(e, "host emulation: out of memory");
+        scale_by(g, grads, n, clip_factor(clip_workspace));
+    }
+    adamw_update(params, g ? g : grads, m, v, n, step, lr, beta1, beta2, eps, weight_decay); /* the twin */
+    free(g);
     if (params_bf16)
         for (size_t i = 0; i < n; i++) ((uint16_t *)params_bf16)[i] = st_f32_to_bf16(params[i]);
+    return 0;
+}
+
+int kern_grad_norm(const float *grads, size_t n, double max_norm, void *workspace, double *norm_host, void *stream,
+                   rlvr_err *e) {
+    double sum = 0.0; /* clip_grad_norm's sum, without its scaling */
+    for (size_t i = 0; i < n; i++) sum += (double)grads[i] * grads[i];
+    double norm = sqrt(sum), coef = max_norm > 0 ? max_norm / (norm + 1e-6) : 1.0;
+    *(double *)workspace = coef < 1.0 ? coef : 1.0;
+    if (norm_host) *norm_host = norm;
+    return 0;
+}
+
+int kern_grad_scale(float *grads, size_t n, void *workspace, void *stream, rlvr_err *e) {
+    scale_by(grads, grads, n, clip_factor(workspace));
     return 0;
 }
 
@@ -320,4 +352,4 @@ int kern_clip_grad_norm(float *grads, size_t n, double max_norm, void *workspace
     return 0;
 }
 
-size_t kern_clip_grad_norm_workspace(void) { return 1; }
+size_t kern_clip_grad_norm_workspace(void) { return sizeof(double); }

@@ -3,9 +3,10 @@ Qwen2.5-0.5B or -1.5B shaped model (random weights, transformers' Qwen2ForCausal
 fp32 weights under bf16 autocast (the usual mixed precision: bf16 matrix products, fp32
 master weights, gradients and AdamW state, as rlvr keeps them), SDPA attention, fused
 AdamW, on B sequences of L tokens (B = tokens / L), the loss the mean cross-entropy of
-random next tokens. One step: forward, backward, clip_grad_norm_(1.0), AdamW, zero_grad.
+random next tokens. One step: forward and backward of each of MICRO micro-batches
+(gradient accumulation; default 1), clip_grad_norm_(1.0), AdamW, zero_grad.
 
-    python3 bench_torch_train.py MODEL SEQS TOKENS STEPS WARMUP     e.g.  0.5b 1024,4096 8192 5 2
+    python3 bench_torch_train.py MODEL SEQS TOKENS STEPS WARMUP [MICRO]   e.g.  0.5b 1024,4096 8192 5 2
 
 Prints, per sequence length, tokens/s, MFU (same FLOP count and 989 TFLOPS peak as
 bench_train_gpu.c) and peak memory (torch.cuda.max_memory_reserved: what the caching
@@ -29,6 +30,7 @@ SHAPES = {
 
 def main():
     name, seqs, tokens, steps, warmup = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    micro = int(sys.argv[6]) if len(sys.argv) > 6 else 1
     shape = SHAPES[name]
     cfg = Qwen2Config(vocab_size=151936, max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6,
                       tie_word_embeddings=True, use_cache=False, **shape)
@@ -54,11 +56,12 @@ def main():
                 if it == warmup:
                     torch.cuda.synchronize()
                     t0 = time.perf_counter()
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    logits = model(input_ids=ids).logits
-                loss = F.cross_entropy(logits.float().view(-1, V), tgt.view(-1))
-                loss.backward()
-                del logits
+                for _ in range(micro):
+                    with torch.autocast("cuda", dtype=torch.bfloat16):
+                        logits = model(input_ids=ids).logits
+                    loss = F.cross_entropy(logits.float().view(-1, V), tgt.view(-1))
+                    loss.backward()
+                    del logits
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
@@ -68,16 +71,17 @@ def main():
             opt.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
             print(f"torch {name} L={L} B={B}: out of memory")
-            print(f"RESULT impl=torch model={name} seq={L} batch={B} tokens_per_s=nan mfu=nan mem_gib=nan")
+            print(f"RESULT impl=torch model={name} seq={L} batch={B} micro={micro} tokens_per_s=nan mfu=nan mem_gib=nan")
             sys.stdout.flush()
             continue
-        flops = 6.0 * n_params * T + 6.0 * Lay * H * D * B * L * L
+        flops = micro * (6.0 * n_params * T + 6.0 * Lay * H * D * B * L * L)
+        T *= micro
         mfu = flops / dt / PEAK_FLOPS
         mem = torch.cuda.max_memory_reserved() / 2**30
-        print(f"torch {name} L={L} B={B} bf16 autocast: {T / dt:.0f} tokens/s, {1e3 * dt:.1f} ms/step, "
+        print(f"torch {name} L={L} B={B} M={micro} bf16 autocast: {T / dt:.0f} tokens/s, {1e3 * dt:.1f} ms/step, "
               f"MFU {100 * mfu:.1f}%, peak memory {mem:.2f} GiB reserved "
               f"({torch.cuda.max_memory_allocated() / 2**30:.2f} allocated), loss {loss.item():.4f}")
-        print(f"RESULT impl=torch model={name} seq={L} batch={B} tokens_per_s={T / dt:.1f} mfu={mfu:.4f} mem_gib={mem:.3f}")
+        print(f"RESULT impl=torch model={name} seq={L} batch={B} micro={micro} tokens_per_s={T / dt:.1f} mfu={mfu:.4f} mem_gib={mem:.3f}")
         sys.stdout.flush()
         torch.cuda.empty_cache()
 
