@@ -7,7 +7,7 @@
  * bench/run_train_gpu.sh runs both alternately and prints the ratios.
  *
  *   bench_train_gpu --model 0.5b|1.5b [--seqs 1024,4096] [--tokens 8192] [--micro 1] [--steps 5]
- *                   [--warmup 2] [--dtype bf16|fp32] [--recompute] [--lm-recompute] [--lm-chunk 8192]
+ *                   [--warmup 2] [--dtype bf16|fp32] [--recompute] [--lm-keep-probs] [--lm-chunk 8192]
  *
  * B = tokens / L per micro-batch; an optimizer step sees M x B x L tokens. Reported per sequence length: tokens/s over the timed steps (each step
  * synchronized), MFU = model FLOPs / (step time x 989 TFLOPS, the H100 SXM's bf16 dense
@@ -75,13 +75,13 @@ static void fill_weights(model *m) {
 static double gib(size_t b) { return (double)b / (double)((size_t)1 << 30); }
 
 static void run(const model *m, const char *name, int L, int tokens, int micro, int steps, int warmup,
-                kern_dtype dt, int recompute, int lm_recompute, int lm_chunk) {
+                kern_dtype dt, int recompute, int lm_keep, int lm_chunk) {
     rlvr_err e = {{0}};
     const model_config *c = &m->cfg;
     int B = tokens / L;
     if (B < 1) B = 1;
     int T = B * L;
-    gpu_model_opts o = {.dtype = dt, .max_tokens = T, .max_seqs = B, .recompute = recompute, .train = 1, .lm_chunk = lm_chunk, .lm_recompute = lm_recompute,
+    gpu_model_opts o = {.dtype = dt, .max_tokens = T, .max_seqs = B, .recompute = recompute, .train = 1, .lm_chunk = lm_chunk, .lm_keep_probs = lm_keep,
                         .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.0};
     gpu_model *g = gpu_model_new(m, &o, &e);
     if (!g) die("gpu_model_new", &e);
@@ -126,7 +126,7 @@ static void run(const model *m, const char *name, int L, int tokens, int micro, 
     printf("rlvr  %s L=%d B=%d M=%d %s%s%s: %.0f tokens/s, %.1f ms/step, MFU %.1f%%, plan %.2f GiB, device memory in "
            "use %.2f GiB, loss %.4f\n",
            name, L, B, micro, dt == KERN_BF16 ? "bf16" : "fp32", recompute ? " recompute" : "",
-           lm_recompute ? " lm-recompute" : "", step_tokens / dt_step,
+           lm_keep ? " lm-keep-probs" : "", step_tokens / dt_step,
            1e3 * dt_step, 100 * mfu, gib(gpu_model_plan(g)->total), gib(info.total_memory - info.free_memory), loss);
     printf("RESULT impl=rlvr model=%s seq=%d batch=%d micro=%d tokens_per_s=%.1f mfu=%.4f mem_gib=%.3f\n", name, L,
            B, micro, step_tokens / dt_step, mfu, gib(info.total_memory - info.free_memory));
@@ -141,12 +141,12 @@ static void run(const model *m, const char *name, int L, int tokens, int micro, 
 
 int main(int argc, char **argv) {
     const char *name = "0.5b", *seqs = "1024,4096";
-    int tokens = 8192, micro = 1, steps = 5, warmup = 2, recompute = 0, lm_recompute = 0, lm_chunk = 0;
+    int tokens = 8192, micro = 1, steps = 5, warmup = 2, recompute = 0, lm_keep = 0, lm_chunk = 0;
     kern_dtype dt = KERN_BF16;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--recompute") == 0) recompute = 1;
-        else if (strcmp(a, "--lm-recompute") == 0) lm_recompute = 1;
+        else if (strcmp(a, "--lm-keep-probs") == 0) lm_keep = 1;
         else if (!v) {
             fprintf(stderr, "bench_train_gpu: %s needs a value\n", a);
             return 2;
@@ -181,7 +181,7 @@ int main(int argc, char **argv) {
             m->n_params, util_now() - t);
     char list[256];
     snprintf(list, sizeof list, "%s", seqs);
-    for (char *p = strtok(list, ","); p; p = strtok(NULL, ",")) run(m, name, atoi(p), tokens, micro, steps, warmup, dt, recompute, lm_recompute, lm_chunk);
+    for (char *p = strtok(list, ","); p; p = strtok(NULL, ",")) run(m, name, atoi(p), tokens, micro, steps, warmup, dt, recompute, lm_keep, lm_chunk);
     model_free(m);
     return 0;
 }

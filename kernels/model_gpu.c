@@ -131,10 +131,10 @@ static int lm_chunk_of(const model_config *c, const gpu_model_opts *o) {
 }
 
 /* Whether forward keeps the LM head's probabilities for backward (kern_lmhead_logprobs):
- * bf16 training, unless the options ask for recomputation (recompute, which saves memory,
- * implies it: the probabilities take T V 2 bytes, more than a layer's activations). */
+ * when asked, in bf16 training without recomputation (which is for saving memory, and the
+ * probabilities take T V 2 bytes, more than a layer's activations). */
 static int keeps_lm_probs(const gpu_model_opts *o) {
-    return o->train && o->dtype == KERN_BF16 && !o->recompute && !o->lm_recompute;
+    return o->lm_keep_probs && o->train && o->dtype == KERN_BF16 && !o->recompute;
 }
 
 static int n_slots_of(const model_config *c, const gpu_model_opts *o) {

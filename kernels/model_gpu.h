@@ -38,9 +38,10 @@ typedef struct gpu_model_opts {
     int recompute;      /* keep only each layer's input; recompute the layer in backward */
     int train;          /* 0: forward only (a frozen reference): no gradients, optimizer or fp32 master in bf16 */
     int lm_chunk;       /* vocabulary rows per LM-head chunk (a tuning knob); 0: the default, 8192 */
-    int lm_recompute;   /* bf16 training: 0 keeps the LM head's probabilities from forward for backward
-                         * ([T, V] bf16, T V 2 bytes of activations); 1 recomputes the logits instead
-                         * (a GEMM the size of the LM head's forward), as recompute implies */
+    int lm_keep_probs;  /* bf16 training without recompute: keep the LM head's probabilities from forward
+                         * for backward ([T, V] bf16: T V 2 bytes of activations, what the chunked LM
+                         * head otherwise never holds) instead of recomputing the logits (a GEMM the
+                         * size of the LM head's forward); off by default */
     double beta1, beta2, eps, weight_decay; /* AdamW (train only), as rl/optim.h */
 } gpu_model_opts;
 

@@ -136,12 +136,12 @@ static void cpu_reference(model *m, const batch *b, float *logp, float *ent) {
     free(slots);
 }
 
-/* recompute: 1 recomputes each layer (and so the LM head's logits) in backward; 2 only
- * the LM head's logits (bf16: instead of keeping its probabilities). */
-static gpu_model *gpu_new(const model *m, const batch *b, kern_dtype dt, int recompute) {
+/* recompute: 1 recomputes each layer in backward; keep: the LM head keeps its
+ * probabilities for backward (bf16 without recompute). */
+static gpu_model *gpu_new(const model *m, const batch *b, kern_dtype dt, int recompute, int keep) {
     rlvr_err e = {{0}};
-    gpu_model_opts o = {.dtype = dt, .max_tokens = b->T, .max_seqs = b->n_seqs, .recompute = recompute == 1,
-                        .lm_recompute = recompute != 0, .train = 1, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
+    gpu_model_opts o = {.dtype = dt, .max_tokens = b->T, .max_seqs = b->n_seqs, .recompute = recompute,
+                        .lm_keep_probs = keep, .train = 1, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
                         .weight_decay = 0.1};
     gpu_model *g = gpu_model_new(m, &o, &e);
     if (!g) {
@@ -246,7 +246,7 @@ static void test_shape(const shape *s) {
     char what[128];
 
     /* fp32 against the CPU */
-    gpu_model *g = gpu_new(m, &b, KERN_F32, 0);
+    gpu_model *g = gpu_new(m, &b, KERN_F32, 0, 0);
     if (gpu_run(g, &b, logp, ent, grads) == 0) {
         double ml, me;
         snprintf(what, sizeof what, "%s fp32 logp", s->name);
@@ -276,30 +276,32 @@ static void test_shape(const shape *s) {
     model_free(back);
     gpu_model_free(g);
 
-    /* bf16 (the LM head's probabilities kept for backward) against the CPU; reruns bit for
-     * bit; layer recomputation bit for bit against the same logits recomputed without it */
-    g = gpu_new(m, &b, KERN_BF16, 0);
-    if (gpu_run(g, &b, logp, ent, grads) == 0) {
-        double ml, me;
-        snprintf(what, sizeof what, "%s bf16 logp", s->name);
-        double el = check_vec(what, logp, want_logp, b.T, 0.25, 0.05, 0.08, &ml);
-        snprintf(what, sizeof what, "%s bf16 entropy", s->name);
-        double ee = check_vec(what, ent, want_ent, b.T, 0.25, 0.05, 0.08, &me);
-        snprintf(what, sizeof what, "%s bf16", s->name);
-        double eg = check_grads(what, m, grads, 0.5, 0.1);
-        printf("%-6s bf16: logp |diff| max %.3g mean %.3g, entropy max %.3g mean %.3g, worst gradient rel L2 %.3g\n",
-               s->name, el, ml, ee, me, eg);
-        if (gpu_run(g, &b, logp2, ent2, grads2) == 0) {
-            snprintf(what, sizeof what, "%s bf16 rerun logp", s->name);
-            same_bits(what, logp, logp2, T);
-            snprintf(what, sizeof what, "%s bf16 rerun grads", s->name);
-            same_bits(what, grads, grads2, n);
+    /* bf16 against the CPU, with the LM head's logits recomputed in backward and with its
+     * probabilities kept; reruns bit for bit; recomputation bit for bit */
+    for (int keep = 0; keep < 2; keep++) {
+        g = gpu_new(m, &b, KERN_BF16, 0, keep);
+        if (gpu_run(g, &b, logp, ent, grads) == 0) {
+            double ml, me;
+            snprintf(what, sizeof what, "%s bf16 logp", s->name);
+            double el = check_vec(what, logp, want_logp, b.T, 0.25, 0.05, 0.08, &ml);
+            snprintf(what, sizeof what, "%s bf16 entropy", s->name);
+            double ee = check_vec(what, ent, want_ent, b.T, 0.25, 0.05, 0.08, &me);
+            snprintf(what, sizeof what, "%s bf16", s->name);
+            double eg = check_grads(what, m, grads, 0.5, 0.1);
+            printf("%-6s bf16%s: logp |diff| max %.3g mean %.3g, entropy max %.3g mean %.3g, worst gradient rel L2 %.3g\n",
+                   s->name, keep ? " kept" : "", el, ml, ee, me, eg);
+            if (gpu_run(g, &b, logp2, ent2, grads2) == 0) {
+                snprintf(what, sizeof what, "%s bf16 rerun logp", s->name);
+                same_bits(what, logp, logp2, T);
+                snprintf(what, sizeof what, "%s bf16 rerun grads", s->name);
+                same_bits(what, grads, grads2, n);
+            }
         }
+        gpu_model_free(g);
     }
-    gpu_model_free(g);
     for (int dt = 0; dt < 2; dt++) {
         kern_dtype d = dt ? KERN_BF16 : KERN_F32;
-        gpu_model *g0 = gpu_new(m, &b, d, 2), *g1 = gpu_new(m, &b, d, 1);
+        gpu_model *g0 = gpu_new(m, &b, d, 0, 0), *g1 = gpu_new(m, &b, d, 1, 0);
         if (gpu_run(g0, &b, logp, ent, grads) == 0 && gpu_run(g1, &b, logp2, ent2, grads2) == 0) {
             snprintf(what, sizeof what, "%s %s recompute logp", s->name, gpu_dtype_name(d));
             same_bits(what, logp, logp2, T);
@@ -333,7 +335,7 @@ static void test_optimizer(const shape *s, kern_dtype dt) {
     size_t n = m->n_params;
     float *grads = malloc(n * 4), *clipped = malloc(n * 4), *params = malloc(n * 4);
     float *logp = malloc((size_t)b.T * 4), *logp2 = malloc((size_t)b.T * 4);
-    gpu_model *g = gpu_new(m, &b, dt, 0);
+    gpu_model *g = gpu_new(m, &b, dt, 0, 0);
     rl_adamw opt;
     if (rl_adamw_init(&opt, n, 0.9, 0.95, 1e-8, 0.1, &e) != 0) exit(1);
     memcpy(params, m->params, n * 4);
@@ -369,7 +371,7 @@ static void test_optimizer(const shape *s, kern_dtype dt) {
         gpu_check_close("AdamW v", vv, opt.v, NULL, n, 1e-20, 1e-6, 0);
     }
     /* the working copy the kernels read is the rounding of the master weights */
-    gpu_model *fresh = gpu_new(m, &b, dt, 0);
+    gpu_model *fresh = gpu_new(m, &b, dt, 0, 0);
     if (gpu_run(g, &b, logp, NULL, NULL) == 0 && gpu_run(fresh, &b, logp2, NULL, NULL) == 0) {
         char what[96];
         snprintf(what, sizeof what, "%s %s forward after AdamW vs fresh upload", s->name, gpu_dtype_name(dt));
@@ -408,7 +410,7 @@ static void test_plan_refusal(void) {
     size_t gib = (size_t)1 << 30;
     CHECK(gpu_mem_plan_check(&p, &o, 40 * gib, 80 * gib, &e) != 0, "a %.1f GiB plan fits 40 GiB", (double)p.total / gib);
     CHECK(strstr(e.msg, "micro_batch_size") && strstr(e.msg, "train.recompute") && strstr(e.msg, "40.00 GiB") &&
-              strstr(e.msg, "activations 144.15"),
+              strstr(e.msg, "activations 125.60"),
           "refusal message: %s", e.msg);
     printf("refusal: %s\n", e.msg);
     /* 20 GiB do not even hold the weights, gradients and optimizer state */
