@@ -35,6 +35,7 @@ typedef struct grpo_batch {
     int groups_seen, groups_zero_std, groups_kept;
     double gen_s, score_s;
     long long gen_tokens;
+    sched_stats engine; /* the rollout engine's totals over the step's rounds */
 } grpo_batch;
 
 static void batch_free(grpo_batch *b) {
@@ -90,8 +91,11 @@ static int sample_round(rl_ctx *c, const dataset *train, grpo_batch *b, int roun
                          .stop_ids = c->stop_ids, .n_stop = c->n_stop, .batch = (int)cfg->micro_batch_size * 4};
     double t0 = util_now();
     /* the rollout engine: each prompt prefilled once for its G samples, continuous batching */
-    if (engine_generate(c->m, seqs, (int)n, &o, NULL, NULL, e) != 0) goto done;
+    sched_stats es;
+    if (engine_generate(c->m, seqs, (int)n, &o, NULL, &es, e) != 0) goto done;
     b->gen_s += util_now() - t0;
+    b->engine.steps += es.steps, b->engine.tokens += es.tokens, b->engine.copies += es.copies;
+    b->engine.preempted += es.preempted, b->engine.prompt_reforks += es.prompt_reforks;
     for (size_t k = 0; k < n; k++) {
         const sample_seq *q = &seqs[k];
         gsample *s = &b->s[b->n++];
@@ -431,6 +435,13 @@ static int write_step(rl_ctx *c, const dataset *train, grpo_batch *b, train_arra
     metric_add(ml, "reward/timeouts", (double)timeouts);
     metric_add(ml, "batch/groups_generated", b->groups_seen);
     metric_add(ml, "batch/groups_trained", b->groups_kept);
+    /* the rollout engine's work: model calls, tokens fed (prompts once per group, then one a
+     * sample a step), KV block copies (copy on write), preemptions and prompt re-forks */
+    metric_add(ml, "rollout/engine_forward_calls", (double)b->engine.steps);
+    metric_add(ml, "rollout/engine_tokens_fed", (double)b->engine.tokens);
+    metric_add(ml, "rollout/engine_block_copies", (double)b->engine.copies);
+    metric_add(ml, "rollout/engine_preempted", (double)b->engine.preempted);
+    metric_add(ml, "rollout/engine_prompt_reforks", (double)b->engine.prompt_reforks);
     if (!isnan(us->ppo_kl)) metric_add(ml, "actor/ppo_kl", us->ppo_kl);
     double adv_sum = 0, adv_sq = 0, adv_n = 0;
     for (size_t i = 0; i < (size_t)a->B * a->T; i++)

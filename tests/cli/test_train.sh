@@ -57,6 +57,18 @@ if [ "$(Q runs/straight/run.db "select count(*) from step_metrics where name = '
 else
     bad "$(Q runs/straight/run.db "select step, name, value from step_metrics where name like 'rollout/%'")"
 fi
+# The rollout engine's totals: each group's prompt fed once, then every sampled token but
+# each sample's last (nothing is preempted in a pool sized for every sample).
+LAST="rollout/engine_* totals"
+FED="(select sum(np) from (select max(n_prompt_tokens) np from samples x where x.step = s.step group by group_index))
+     + (select sum(max(n_completion_tokens - 1, 0)) from samples x where x.step = s.step)"
+M() { echo "(select value from step_metrics m where m.step = s.step and m.name = 'rollout/engine_$1')"; }
+if [ "$(Q runs/straight/run.db "select count(*) from steps s where $(M tokens_fed) = $FED and $(M forward_calls) > 0
+        and $(M preempted) = 0 and $(M prompt_reforks) = 0 and $(M block_copies) >= 0")" = 6 ]; then
+    ok
+else
+    bad "$(Q runs/straight/run.db "select step, name, value from step_metrics where name like 'rollout/engine%'")"
+fi
 run rlvr train tiny.lua --set name=cool --set rollout.temperature=0.8 --set steps=1 --set eval_every=0
 expect_status 0
 LAST="no logp_diff at temperature 0.8"
