@@ -305,84 +305,98 @@ __global__ void __launch_bounds__(TC_THREADS)
 
 // ---- backward: dQ ---------------------------------------------------------------------------
 //
-// Grid as the forward's. Per key tile a warp makes S = Q K^T and dP = dO V^T for its 16
-// rows, turns them into dS = P (dP - delta) with P = exp(scale S - lse), and adds dS K to
-// dQ in registers; the scale is applied once at the end. Shared: Q, dO [64][D+8], K and V
-// [2][BC][D+8].
-template <int D, int BC>
+// Grid as the forward's, with RW groups of 16 query rows per warp likewise. Per key tile a
+// warp makes S = Q K^T and dP = dO V^T for its rows, turns them into dS = P (dP - delta)
+// with P = exp(scale S - lse), and adds dS K to dQ in registers; the scale is applied once
+// at the end. Shared: Q, dO [BM][D+8], K and V [2][BC][D+8].
+template <int D, int BC, int RW>
 __global__ void __launch_bounds__(TC_THREADS)
     attn_tc_dq_kernel(bf16 *dq, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v, const float *lse,
                       const float *delta, const int *cu_seqlens, int H, int KV, float scale, float scale_log2) {
-    constexpr int LD = D + TC_PAD, NS = BC / 8, NO = D / 8;
+    constexpr int LD = D + TC_PAD, NS = BC / 8, NO = D / 8, BM = TC_WARPS * 16 * RW;
     extern __shared__ __align__(16) unsigned char smem_tc[];
-    bf16 *Qs = (bf16 *)smem_tc, *DOs = Qs + TC_BM * LD, *Ks = DOs + TC_BM * LD, *Vs = Ks + 2 * BC * LD;
+    bf16 *Qs = (bf16 *)smem_tc, *DOs = Qs + BM * LD, *Ks = DOs + BM * LD, *Vs = Ks + 2 * BC * LD;
     const int h = blockIdx.y, seq = blockIdx.z, g = h / (H / KV);
     const int start = cu_seqlens[seq], len = cu_seqlens[seq + 1] - start;
-    const int q0 = (gridDim.x - 1 - blockIdx.x) * TC_BM;
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * BM;
     if (q0 >= len) return;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = lane % 4;
-    const int wr = q0 + warp * 16, row_a = wr + lane / 4, row_b = row_a + 8;
-    const int n_tiles = (min(len, q0 + TC_BM) + BC - 1) / BC;
+    const int wr = q0 + warp * 16 * RW;
+    const int n_tiles = (min(len, q0 + BM) + BC - 1) / BC;
 
-    load_rows<TC_BM, D>(Qs, q, start, q0, len, H, h);
-    load_rows<TC_BM, D>(DOs, dout, start, q0, len, H, h);
+    load_rows<BM, D>(Qs, q, start, q0, len, H, h);
+    load_rows<BM, D>(DOs, dout, start, q0, len, H, h);
     load_rows<BC, D>(Ks, k, start, 0, len, KV, g);
     load_rows<BC, D>(Vs, v, start, 0, len, KV, g);
     cp_async_commit();
     // rows past the sequence: zero Q and dO make P finite and dS zero; they are not stored
-    const size_t ia = (size_t)(start + row_a) * H + h, ib = (size_t)(start + row_b) * H + h;
-    const float lse_a = row_a < len ? lse[ia] * LOG2E : 0.0f, lse_b = row_b < len ? lse[ib] * LOG2E : 0.0f;
-    const float del_a = row_a < len ? delta[ia] : 0.0f, del_b = row_b < len ? delta[ib] : 0.0f;
-
-    float acc[NO][4];
+    float lse_r[RW][2], del_r[RW][2], acc[RW][NO][4];
 #pragma unroll
-    for (int n = 0; n < NO; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+    for (int r = 0; r < RW; r++) {
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            const int row = wr + 16 * r + lane / 4 + 8 * half;
+            const size_t i = (size_t)(start + row) * H + h;
+            lse_r[r][half] = row < len ? lse[i] * LOG2E : 0.0f;
+            del_r[r][half] = row < len ? delta[i] : 0.0f;
+        }
+#pragma unroll
+        for (int n = 0; n < NO; n++) acc[r][n][0] = acc[r][n][1] = acc[r][n][2] = acc[r][n][3] = 0.0f;
+    }
     for (int j = 0; j < n_tiles; j++) {
         const int k0 = j * BC, buf = j & 1;
         next_kv_tile<BC, D>(Ks, Vs, k, v, start, k0 + BC, j + 1 < n_tiles, len, KV, g, buf);
         __syncthreads();
-        if (k0 <= wr + 15) {
+        int r_first = RW; // groups whose rows all come before key k0 skip the tile
+#pragma unroll
+        for (int r = RW - 1; r >= 0; r--)
+            if (k0 <= wr + 16 * r + 15) r_first = r;
+        if (r_first < RW) {
             const bf16 *Kt = Ks + buf * BC * LD, *Vt = Vs + buf * BC * LD;
-            float s[NS][4], dp[NS][4];
+            float s[RW][NS][4], dp[RW][NS][4];
 #pragma unroll
-            for (int n = 0; n < NS; n++)
+            for (int r = 0; r < RW; r++)
 #pragma unroll
-                for (int c = 0; c < 4; c++) s[n][c] = dp[n][c] = 0.0f;
-            mma_abt<D, BC, LD>(s, Qs, warp * 16, Kt, 0);
-            mma_abt<D, BC, LD>(dp, DOs, warp * 16, Vt, 0);
-            const bool diag = k0 + BC - 1 > wr;
+                for (int n = 0; n < NS; n++)
 #pragma unroll
-            for (int n = 0; n < NS; n++)
+                    for (int c = 0; c < 4; c++) s[r][n][c] = dp[r][n][c] = 0.0f;
+            mma_abt_rw<D, BC, LD, RW>(s, Qs, warp * 16 * RW, Kt, 0, r_first);
+            mma_abt_rw<D, BC, LD, RW>(dp, DOs, warp * 16 * RW, Vt, 0, r_first);
 #pragma unroll
-                for (int c = 0; c < 2; c++) {
-                    const int key = k0 + n * 8 + 2 * t + c;
-                    const float p_a = diag && key > row_a ? 0.0f : exp2f(s[n][c] * scale_log2 - lse_a);
-                    const float p_b = diag && key > row_b ? 0.0f : exp2f(s[n][2 + c] * scale_log2 - lse_b);
-                    s[n][c] = p_a * (dp[n][c] - del_a);
-                    s[n][2 + c] = p_b * (dp[n][2 + c] - del_b);
-                }
-            mma_pb<D, BC, LD>(acc, s, Kt); // dQ += dS K
+            for (int r = 0; r < RW; r++) {
+                if (r < r_first) continue;
+                const int gr = wr + 16 * r, row_a = gr + lane / 4, row_b = row_a + 8;
+                const bool diag = k0 + BC - 1 > gr;
+#pragma unroll
+                for (int n = 0; n < NS; n++)
+#pragma unroll
+                    for (int c = 0; c < 2; c++) {
+                        const int key = k0 + n * 8 + 2 * t + c;
+                        const float p_a = diag && key > row_a ? 0.0f : exp2f(s[r][n][c] * scale_log2 - lse_r[r][0]);
+                        const float p_b =
+                            diag && key > row_b ? 0.0f : exp2f(s[r][n][2 + c] * scale_log2 - lse_r[r][1]);
+                        s[r][n][c] = p_a * (dp[r][n][c] - del_r[r][0]);
+                        s[r][n][2 + c] = p_b * (dp[r][n][2 + c] - del_r[r][1]);
+                    }
+            }
+            mma_pb_rw<D, BC, LD, RW>(acc, s, Kt, r_first); // dQ += dS K
         }
         __syncthreads();
     }
-    if (row_a < len) {
-        bf16 *dst = dq + ia * D + 2 * t;
 #pragma unroll
-        for (int n = 0; n < NO; n++) {
-            const __nv_bfloat162 old = *(const __nv_bfloat162 *)(dst + n * 8);
-            *(uint32_t *)(dst + n * 8) = pack_bf16(__low2float(old) + acc[n][0] * scale,
-                                                   __high2float(old) + acc[n][1] * scale);
-        }
-    }
-    if (row_b < len) {
-        bf16 *dst = dq + ib * D + 2 * t;
+    for (int r = 0; r < RW; r++)
 #pragma unroll
-        for (int n = 0; n < NO; n++) {
-            const __nv_bfloat162 old = *(const __nv_bfloat162 *)(dst + n * 8);
-            *(uint32_t *)(dst + n * 8) = pack_bf16(__low2float(old) + acc[n][2] * scale,
-                                                   __high2float(old) + acc[n][3] * scale);
+        for (int half = 0; half < 2; half++) {
+            const int row = wr + 16 * r + lane / 4 + 8 * half;
+            if (row >= len) continue;
+            bf16 *dst = dq + ((size_t)(start + row) * H + h) * D + 2 * t;
+#pragma unroll
+            for (int n = 0; n < NO; n++) {
+                const __nv_bfloat162 old = *(const __nv_bfloat162 *)(dst + n * 8);
+                *(uint32_t *)(dst + n * 8) = pack_bf16(__low2float(old) + acc[r][n][2 * half] * scale,
+                                                       __high2float(old) + acc[r][n][2 * half + 1] * scale);
+            }
         }
-    }
 }
 
 // ---- backward: dK, dV -----------------------------------------------------------------------
@@ -520,8 +534,8 @@ template <int D> struct tc_tiles;
 // FWD_RW: row groups of 16 per warp in the forward. Two halve the shared-memory reads of K
 // and V per product, which paid at D = 128 (H100, 8 x 1024 tokens: 0.196 -> 0.176 ms; 2 x
 // 4096: 0.659 -> 0.569 ms) and cost at D = 64 (0.113 -> 0.130 ms, 0.375 -> 0.422 ms).
-template <> struct tc_tiles<64> { enum { FWD_BC = 64, FWD_RW = 1, DQ_BC = 64, KV_BQ = 64 }; };
-template <> struct tc_tiles<128> { enum { FWD_BC = 64, FWD_RW = 2, DQ_BC = 64, KV_BQ = 32 }; };
+template <> struct tc_tiles<64> { enum { FWD_BC = 64, FWD_RW = 1, DQ_BC = 64, DQ_RW = 1, KV_BQ = 64 }; };
+template <> struct tc_tiles<128> { enum { FWD_BC = 64, FWD_RW = 2, DQ_BC = 32, DQ_RW = 2, KV_BQ = 32 }; };
 
 static size_t rows_bytes(int rows, int D) { return (size_t)rows * (D + TC_PAD) * sizeof(bf16); }
 
@@ -547,16 +561,18 @@ template <int D>
 static int backward_d(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
                       const float *lse, const float *delta, float *dkh, float *dvh, const int *cu, int n_seqs,
                       int max_seqlen, int T, int H, int KV, cudaStream_t s, rlvr_err *e) {
-    constexpr int BC = tc_tiles<D>::DQ_BC, BQ = tc_tiles<D>::KV_BQ;
+    constexpr int BC = tc_tiles<D>::DQ_BC, DQ_RW = tc_tiles<D>::DQ_RW, DQ_BM = TC_WARPS * 16 * DQ_RW,
+                  BQ = tc_tiles<D>::KV_BQ;
     const float scale = 1.0f / sqrtf((float)D), scale_log2 = scale * LOG2E;
-    const unsigned tiles = (unsigned)((max_seqlen + TC_BM - 1) / TC_BM);
-    const size_t dq_smem = 2 * rows_bytes(TC_BM, D) + 4 * rows_bytes(BC, D);
+    const unsigned tiles = (unsigned)((max_seqlen + TC_BM - 1) / TC_BM),
+                   dq_tiles = (unsigned)((max_seqlen + DQ_BM - 1) / DQ_BM);
+    const size_t dq_smem = 2 * rows_bytes(DQ_BM, D) + 4 * rows_bytes(BC, D);
     const size_t kv_smem = 2 * rows_bytes(TC_BM, D) + 4 * rows_bytes(BQ, D) + 4 * BQ * sizeof(float);
-    const dim3 grid(tiles, (unsigned)H, (unsigned)n_seqs);
-    CUDA_CHECK(allow_smem(attn_tc_dq_kernel<D, BC>, dq_smem), e);
+    const dim3 grid(tiles, (unsigned)H, (unsigned)n_seqs), dq_grid(dq_tiles, (unsigned)H, (unsigned)n_seqs);
+    CUDA_CHECK(allow_smem(attn_tc_dq_kernel<D, BC, DQ_RW>, dq_smem), e);
     CUDA_CHECK(allow_smem(attn_tc_dkdv_kernel<D, BQ>, kv_smem), e);
-    attn_tc_dq_kernel<D, BC><<<grid, TC_THREADS, dq_smem, s>>>(dq, dout, q, k, v, lse, delta, cu, H, KV, scale,
-                                                               scale_log2);
+    attn_tc_dq_kernel<D, BC, DQ_RW><<<dq_grid, TC_THREADS, dq_smem, s>>>(dq, dout, q, k, v, lse, delta, cu, H, KV,
+                                                                         scale, scale_log2);
     const bool grouped = H != KV;
     attn_tc_dkdv_kernel<D, BQ><<<grid, TC_THREADS, kv_smem, s>>>(dk, dv, grouped ? dkh : NULL, grouped ? dvh : NULL,
                                                                  dout, q, k, v, lse, delta, cu, H, KV, scale,
