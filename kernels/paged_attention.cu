@@ -90,11 +90,13 @@ __device__ __forceinline__ void load16(float *dst, const bf16 *src) {
 // Grid (unit * tiles + tile, kv head g, chunk); unit is a sequence (plain, split, cascade
 // phase 2) or a group (phase 1). 8 warps; slot s = r * group + j (row r of the tile, query
 // head g * group + j) belongs to warp s % 8, as its (s / 8)-th slot. Shared memory (fp32):
-// Q [qt * group][D], K tile [32][D + 1] (the +1 spreads the lane-per-key dot product over
-// the banks), V tile [32][D].
+// Q [qt * group][D], K tile [32][KS], V tile [32][D]. The K row stride KS = D + 4 when
+// D % 4 == 0 (the dot product then reads Q and K 16 bytes at a time, and lane i's row
+// starts 4 i banks along, so each quarter warp's 16-byte reads hit distinct banks), else
+// D + 1 (one float at a time, every lane a different bank).
 template <typename T, int DL, int SPW>
 __global__ void __launch_bounds__(PA_THREADS, 1) paged_attention_kernel(const pa_params p) {
-    extern __shared__ float smem[];
+    extern __shared__ __align__(16) float smem[]; // 16-byte reads of Q and K below
     const int D = p.D, group = p.group, g = blockIdx.y;
     const int unit = blockIdx.x / p.tiles, tile = blockIdx.x % p.tiles;
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
@@ -153,7 +155,9 @@ __global__ void __launch_bounds__(PA_THREADS, 1) paged_attention_kernel(const pa
     auto row_hi = [&](int r) { return min(causal ? pos0 + (row0 - r_lo) + r + 1 : fixed_hi, lo_end); };
     const int kmax = row_hi(n_rows - 1);
 
-    float *Qs = smem, *Ks = Qs + (size_t)p.qt * group * D, *Vs = Ks + PA_KT * (D + 1);
+    const bool vec4 = (D & 3) == 0;
+    const int KS = vec4 ? D + 4 : D + 1;
+    float *Qs = smem, *Ks = Qs + (size_t)p.qt * group * D, *Vs = Ks + PA_KT * KS;
     float m[SPW], l[SPW], o[SPW][DL];
     int hi[SPW];
 #pragma unroll
@@ -197,7 +201,7 @@ __global__ void __launch_bounds__(PA_THREADS, 1) paged_attention_kernel(const pa
                     }
 #pragma unroll
                     for (int x = 0; x < VEC; x++) {
-                        Ks[j * (D + 1) + c + x] = loaded ? kf[x] : 0.0f;
+                        Ks[j * KS + c + x] = loaded ? kf[x] : 0.0f;
                         Vs[j * D + c + x] = loaded ? vf[x] : 0.0f;
                     }
                 }
@@ -215,7 +219,7 @@ __global__ void __launch_bounds__(PA_THREADS, 1) paged_attention_kernel(const pa
                             block_bad = 1;
                         }
                     }
-                    Ks[j * (D + 1) + d] = kf;
+                    Ks[j * KS + d] = kf;
                     Vs[j * D + d] = vf;
                 }
             }
@@ -231,9 +235,20 @@ __global__ void __launch_bounds__(PA_THREADS, 1) paged_attention_kernel(const pa
                 const bool valid = lane < nk;
                 float s = -INFINITY;
                 if (valid) {
-                    const float *qs = Qs + slot * D, *ks = Ks + lane * (D + 1);
-                    float dot = 0.0f;
-                    for (int d = 0; d < D; d++) dot = __fmaf_rn(qs[d], ks[d], dot);
+                    const float *qs = Qs + slot * D, *ks = Ks + lane * KS;
+                    float dot = 0.0f; // summed in the order d = 0, 1, .. either way
+                    if (vec4) {
+                        for (int d = 0; d < D; d += 4) {
+                            const float4 qv = *reinterpret_cast<const float4 *>(qs + d);
+                            const float4 kv = *reinterpret_cast<const float4 *>(ks + d);
+                            dot = __fmaf_rn(qv.x, kv.x, dot);
+                            dot = __fmaf_rn(qv.y, kv.y, dot);
+                            dot = __fmaf_rn(qv.z, kv.z, dot);
+                            dot = __fmaf_rn(qv.w, kv.w, dot);
+                        }
+                    } else {
+                        for (int d = 0; d < D; d++) dot = __fmaf_rn(qs[d], ks[d], dot);
+                    }
                     s = __fmul_rn(p.scale, dot);
                 }
                 const float m_new = fmaxf(m[i], warp_max(s)); // finite: lane 0's key is valid
@@ -490,7 +505,8 @@ static int set_tiles(const char *fn, pa_params *p, int max_rows, long long units
 }
 
 static size_t attention_smem(const pa_params *p) {
-    return ((size_t)p->qt * p->group * p->D + (size_t)PA_KT * (2 * p->D + 1)) * sizeof(float);
+    const int ks = p->D % 4 == 0 ? p->D + 4 : p->D + 1; // the kernel's K row stride
+    return ((size_t)p->qt * p->group * p->D + (size_t)PA_KT * (ks + p->D)) * sizeof(float);
 }
 
 template <typename T> static int launch_attention(const pa_params *p, dim3 grid, cudaStream_t s, rlvr_err *e) {
