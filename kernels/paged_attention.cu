@@ -94,8 +94,9 @@ __device__ __forceinline__ void load16(float *dst, const bf16 *src) {
 // D % 4 == 0 (the dot product then reads Q and K 16 bytes at a time, and lane i's row
 // starts 4 i banks along, so each quarter warp's 16-byte reads hit distinct banks), else
 // D + 1 (one float at a time, every lane a different bank).
+// Decode's one slot a warp keeps three blocks resident an SM (at most 85 registers).
 template <typename T, int DL, int SPW>
-__global__ void __launch_bounds__(PA_THREADS, 1) paged_attention_kernel(const pa_params p) {
+__global__ void __launch_bounds__(PA_THREADS, SPW == 1 ? 3 : 1) paged_attention_kernel(const pa_params p) {
     extern __shared__ __align__(16) float smem[]; // 16-byte reads of Q and K below
     const int D = p.D, group = p.group, g = blockIdx.y;
     const int unit = blockIdx.x / p.tiles, tile = blockIdx.x % p.tiles;
@@ -199,10 +200,13 @@ __global__ void __launch_bounds__(PA_THREADS, 1) paged_attention_kernel(const pa
                             block_bad = 1;
                         }
                     }
+                    // p.vec implies D % 4 == 0, so KS = D + 4 and both rows take 16-byte stores
 #pragma unroll
-                    for (int x = 0; x < VEC; x++) {
-                        Ks[j * KS + c + x] = loaded ? kf[x] : 0.0f;
-                        Vs[j * D + c + x] = loaded ? vf[x] : 0.0f;
+                    for (int x = 0; x < VEC; x += 4) {
+                        *reinterpret_cast<float4 *>(Ks + j * KS + c + x) =
+                            loaded ? make_float4(kf[x], kf[x + 1], kf[x + 2], kf[x + 3]) : make_float4(0, 0, 0, 0);
+                        *reinterpret_cast<float4 *>(Vs + j * D + c + x) =
+                            loaded ? make_float4(vf[x], vf[x + 1], vf[x + 2], vf[x + 3]) : make_float4(0, 0, 0, 0);
                     }
                 }
             } else {
