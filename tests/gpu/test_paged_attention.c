@@ -414,6 +414,45 @@ static void check_batch_invariance(kern_dtype dt) {
     scene_free(&c);
 }
 
+/* Inconsistent indices give the sequence NaN rows and leave the others as they are (and,
+ * under compute-sanitizer, read nothing outside the pool): a table entry past the pool,
+ * and a max_q below a sequence's rows. Not in the host emulation, whose twin would read
+ * past the pool. */
+#ifndef RLVR_HOST_EMULATION
+static void check_bad_indices(kern_dtype dt) {
+    static const int lens[] = {40, 50, 60}, n_new[] = {1, 4, 2};
+    for (int c = 0; c < 3; c++) {
+        scene s = scene_plain(dt, 12, 14, 2, 64, 16, 3, lens, n_new);
+        const size_t row = (size_t)s.H * s.D, nq = (size_t)s.T * row, nl = (size_t)s.T * s.H;
+        float *want = malloc(nq * sizeof(float)), *want_lse = malloc(nl * sizeof(float));
+        float *got = malloc(nq * sizeof(float)), *got_lse = malloc(nl * sizeof(float));
+        run_cpu(&s, FORM_PLAIN, 0, want, want_lse);
+        const char *what = c == 2 ? "max_q below a sequence's rows" : "a block id past the pool";
+        if (c == 2) s.max_q = 2;
+        else s.tables[(size_t)1 * s.max_blocks + 1] = s.n_blocks + 3;
+        const form f = c == 1 ? FORM_SPLIT : FORM_PLAIN;
+        run_gpu(dt, &s, f, 16, got, got_lse);
+        int nan_rows = 1;
+        for (size_t i = (size_t)s.cu_q[1] * row; i < (size_t)s.cu_q[2] * row; i++) nan_rows &= isnan(got[i]) != 0;
+        for (size_t i = (size_t)s.cu_q[1] * s.H; i < (size_t)s.cu_q[2] * s.H; i++) nan_rows &= isnan(got_lse[i]) != 0;
+        CHECK(nan_rows, "%s %s, %s: the sequence's rows are not all NaN", form_name(f), gpu_dtype_name(dt), what);
+        char label[160];
+        for (int i = 0; i < 3; i += 2) { /* the sequences around it are untouched */
+            snprintf(label, sizeof label, "%s %s, %s: sequence %d out", form_name(f), gpu_dtype_name(dt), what, i);
+            gpu_check_close(label, got + (size_t)s.cu_q[i] * row, want + (size_t)s.cu_q[i] * row, NULL,
+                            (size_t)(s.cu_q[i + 1] - s.cu_q[i]) * row, 1e-4, dt == KERN_BF16 ? 1.0 / 256 : 0.0, 0);
+            snprintf(label, sizeof label, "%s %s, %s: sequence %d lse", form_name(f), gpu_dtype_name(dt), what, i);
+            gpu_check_close(label, got_lse + (size_t)s.cu_q[i] * s.H, want_lse + (size_t)s.cu_q[i] * s.H, NULL,
+                            (size_t)(s.cu_q[i + 1] - s.cu_q[i]) * s.H, 2e-5, 1e-5, 0);
+        }
+        printf("bad indices %s %s, %s: sequence's rows %s, the others as before\n", form_name(f),
+               gpu_dtype_name(dt), what, nan_rows ? "NaN" : "NOT NaN");
+        free(want), free(want_lse), free(got), free(got_lse);
+        scene_free(&s);
+    }
+}
+#endif
+
 /* ---- block copies and the K/V write, bit for bit ------------------------------------------ */
 
 static void check_block_copy(kern_dtype dt, int n_blocks, int bs, int KV, int D, int n_layers) {
@@ -591,6 +630,9 @@ int main(void) {
         check_kv_write(t, 40, 1, 3, 30, 6, 33); /* rows not a multiple of 16 bytes */
         check_attention_forms(t);
         check_batch_invariance(t);
+#ifndef RLVR_HOST_EMULATION
+        check_bad_indices(t);
+#endif
     }
     return gpu_test_finish();
 }
