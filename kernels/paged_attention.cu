@@ -83,9 +83,9 @@ __device__ __forceinline__ void load16(float *dst, const bf16 *src) {
 
 // ---- attention --------------------------------------------------------------------------
 //
-// A slot's arithmetic is spelled with explicit roundings (__fmaf_rn, __fmul_rn), so that
-// the instantiations for one and for eight slots a warp, which a row may run in depending
-// on the rest of its batch, cannot contract or order it differently.
+// A slot's arithmetic is spelled with explicit roundings (__fmaf_rn, __fmul_rn, __fadd_rn),
+// so that the instantiations for one and for eight slots a warp, which a row may run in
+// depending on the rest of its batch, cannot contract or order it differently.
 //
 // Grid (unit * tiles + tile, kv head g, chunk); unit is a sequence (plain, split, cascade
 // phase 2) or a group (phase 1). 8 warps; slot s = r * group + j (row r of the tile, query
@@ -298,7 +298,8 @@ __global__ void __launch_bounds__(PA_THREADS, SPW == 1 ? 3 : 1) paged_attention_
         const int r = slot / group, j = slot - r * group;
         const size_t row = (size_t)(row0 + r) * p.H + g * group + j;
         const bool empty = hi[i] <= lo; // no key: o = 0, lse = -inf (a partial the merge skips)
-        const float inv = empty ? 0.0f : 1.0f / l[i], row_lse = empty ? -INFINITY : m[i] + logf(l[i]);
+        const float inv = empty ? 0.0f : 1.0f / l[i];
+        const float row_lse = empty ? -INFINITY : __fadd_rn(m[i], logf(l[i]));
         if (p.part_out) {
             float *dst = p.part_out + ((size_t)part * TH + row) * D;
 #pragma unroll

@@ -289,7 +289,8 @@ static void check_invariance(kern_dtype dt, const scene *s, form f, int split_le
     scene alone = scene_sub(s, s0, s1, g0, g1);
     const size_t row = (size_t)s->H * s->D, nq = (size_t)s->T * row, nl = (size_t)s->T * s->H;
     float *all = malloc(nq * sizeof(float)), *all_lse = malloc(nl * sizeof(float));
-    float *one = malloc((size_t)alone.T * row * sizeof(float)), *one_lse = malloc((size_t)alone.T * s->H * sizeof(float));
+    float *one = malloc((size_t)alone.T * row * sizeof(float));
+    float *one_lse = malloc((size_t)alone.T * s->H * sizeof(float));
     run_gpu(dt, s, f, split_len, all, all_lse);
     run_gpu(dt, &alone, f, split_len, one, one_lse);
     const size_t r0 = (size_t)s->cu_q[s0];
