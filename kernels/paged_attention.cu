@@ -32,6 +32,14 @@
 // empty range writes lse = -inf, which the merge skips (attention_merge's rule), so
 // unused chunks of short rows cost nothing and change nothing.
 //
+// Speed (an estimate: not yet measured). Decode reads each K/V row from device memory
+// once per kv head, but each of the H / KV warps of a thread block reads the whole tile
+// again from shared memory, so with 7 query heads a kv head shared-memory bandwidth, not
+// HBM, is the likely bound (roughly a third of an H100's HBM rate). The next steps are a
+// warp that scores all of a row's heads per K read (keys split across warps, the warps'
+// partials merged in a fixed order), bf16 tiles in shared memory, and cp.async double
+// buffering; bench/bench_paged_attention measures a decode step.
+//
 // Indices come from the host's bookkeeping; a thread block that finds its sequence's
 // indices inconsistent (a block id outside the pool, more positions than its table, more
 // new rows than positions) writes NaN into its rows instead of reading outside the pool.
@@ -93,7 +101,7 @@ __device__ __forceinline__ void load16(float *dst, const bf16 *src) {
 // Q [qt * group][D], K tile [32][KS], V tile [32][D]. The K row stride KS = D + 4 when
 // D % 4 == 0 (the dot product then reads Q and K 16 bytes at a time, and lane i's row
 // starts 4 i banks along, so each quarter warp's 16-byte reads hit distinct banks), else
-// D + 1 (one float at a time, every lane a different bank).
+// D + 1 (one float at a time).
 // Decode's one slot a warp keeps three blocks resident an SM (at most 85 registers).
 template <typename T, int DL, int SPW>
 __global__ void __launch_bounds__(PA_THREADS, SPW == 1 ? 3 : 1) paged_attention_kernel(const pa_params p) {
