@@ -74,21 +74,6 @@ struct pa_params {
     float scale;
 };
 
-// 16 bytes of cache row, widened to fp32.
-__device__ __forceinline__ void load16(float *dst, const float *src) {
-    const float4 v = *reinterpret_cast<const float4 *>(src);
-    dst[0] = v.x, dst[1] = v.y, dst[2] = v.z, dst[3] = v.w;
-}
-__device__ __forceinline__ void load16(float *dst, const bf16 *src) {
-    const uint4 u = *reinterpret_cast<const uint4 *>(src);
-    const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&u);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const float2 f = __bfloat1622float2(h[i]);
-        dst[2 * i] = f.x, dst[2 * i + 1] = f.y;
-    }
-}
-
 // ---- attention --------------------------------------------------------------------------
 //
 // A slot's arithmetic is spelled with explicit roundings (__fmaf_rn, __fmul_rn, __fadd_rn),
@@ -201,8 +186,8 @@ __global__ void __launch_bounds__(PA_THREADS, SPW == 1 ? 3 : 1) paged_attention_
                         if (blk >= 0 && blk < p.n_blocks) {
                             const size_t slot = ((size_t)blk << p.bs_log2) + (pos & bs_mask);
                             const size_t off = (slot * p.KV + g) * D + c;
-                            load16(kf, kc + off);
-                            load16(vf, vc + off);
+                            load_w<T, VEC>(kc + off, kf); // cuda_common.cuh: one 16-byte load
+                            load_w<T, VEC>(vc + off, vf);
                             loaded = true;
                         } else {
                             block_bad = 1;
@@ -426,8 +411,6 @@ static int ilog2_pow2(int x) { // log2 of a power of two, -1 for anything else
     return n;
 }
 
-static bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
-
 static int check_pool(const char *fn, kern_dtype dt, int n_blocks, int block_size, int KV, int D, rlvr_err *e) {
     if (dt != KERN_F32 && dt != KERN_BF16) return err_set(e, "%s: unknown dtype %d", fn, (int)dt);
     const int lg = ilog2_pow2(block_size);
@@ -453,7 +436,8 @@ extern "C" int kern_kv_block_copy(kern_dtype dt, void *k_cache, void *v_cache, c
                        (size_t)n_blocks * block_size * KV * D);
     if (n_copies == 0) return 0;
     if (!k_cache || !v_cache || !copies) return err_set(e, "kv_block_copy: NULL pool or copies");
-    const int vec = aligned16(k_cache) && aligned16(v_cache) && (layer_stride * esize) % 16 == 0 &&
+    const void *pools[] = {k_cache, v_cache};
+    const int vec = aligned16(pools, 2) && (layer_stride * esize) % 16 == 0 &&
                     (block_size * row_bytes) % 16 == 0;
     const dim3 grid((unsigned)n_copies, (unsigned)(2 * n_layers));
     kv_block_copy_kernel<<<grid, 256, 0, (cudaStream_t)stream>>>((char *)k_cache, (char *)v_cache, copies,
@@ -472,8 +456,8 @@ extern "C" int kern_kv_write(kern_dtype dt, void *k_cache, void *v_cache, const 
     if (T == 0) return 0;
     if (!k_cache || !v_cache || !k || !v || !slot_mapping) return err_set(e, "kv_write: NULL pool, k, v or slots");
     const size_t esize = kern_dtype_size(dt), row_bytes = (size_t)KV * D * esize;
-    const int vec = aligned16(k_cache) && aligned16(v_cache) && aligned16(k) && aligned16(v) &&
-                    (ld * esize) % 16 == 0 && row_bytes % 16 == 0;
+    const void *rows[] = {k_cache, v_cache, k, v};
+    const int vec = aligned16(rows, 4) && (ld * esize) % 16 == 0 && row_bytes % 16 == 0;
     const dim3 grid((unsigned)((T + 7) / 8), 2);
     kv_write_kernel<<<grid, 256, 0, (cudaStream_t)stream>>>((char *)k_cache, (char *)v_cache, (const char *)k,
                                                             (const char *)v, ld * esize, slot_mapping, T,
@@ -504,7 +488,8 @@ static int check_attention(const char *fn, kern_dtype dt, const void *out, const
     p->n_seqs = b->n_seqs, p->max_blocks = b->max_blocks, p->T = b->T, p->n_blocks = n_blocks;
     p->bs_log2 = ilog2_pow2(block_size), p->H = H, p->KV = KV, p->D = D, p->group = H / KV;
     p->scale = 1.0f / sqrtf((float)D);
-    p->vec = aligned16(k_cache) && aligned16(v_cache) && (D * kern_dtype_size(dt)) % 16 == 0;
+    const void *pools[] = {k_cache, v_cache};
+    p->vec = aligned16(pools, 2) && (D * kern_dtype_size(dt)) % 16 == 0;
     return 0;
 }
 
