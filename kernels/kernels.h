@@ -197,6 +197,87 @@ int kern_attention_backward(kern_dtype dt, void *dq, void *dk, void *dv, const v
                             rlvr_err *e);
 size_t kern_attention_backward_scratch(int T, int H, int KV, int D);
 
+/* ---- paged KV cache of the rollout engine (kernels/paged_attention.cu) ------------------------
+ * One layer's pool: k_cache, v_cache [n_blocks, block_size, KV, D] (dtype dt); position p of
+ * a sequence lives in slot table[p / block_size] * block_size + p % block_size
+ * (rollout/kv_pages.h hands out tables, slot mappings and copy orders). block_size is a
+ * power of two; D <= 256, any size (rows whose bytes are a multiple of 16 and 16-byte
+ * aligned pools load 16 bytes at a time, others element by element). */
+
+/* The copies of one step (kv_copy of rollout/kv_pages.h: copies [n_copies, 3] device ints
+ * src, dst, n_tokens): slots 0 .. n_tokens-1 of block src into block dst, K and V, for
+ * n_layers layers whose pools lie layer_stride elements apart (k_cache, v_cache: layer
+ * 0's). The copies must be disjoint (no block both a source and a destination); a copy
+ * naming a block outside [0, n_blocks) or n_tokens outside [0, block_size] is skipped.
+ * Exact. CPU twin: the memcpy of paged_model_copy. */
+int kern_kv_block_copy(kern_dtype dt, void *k_cache, void *v_cache, const int *copies, int n_copies, int n_layers,
+                       size_t layer_stride, int n_blocks, int block_size, int KV, int D, void *stream, rlvr_err *e);
+
+/* Row t of k, v (dtype dt; row t at k + t * ld, ld >= KV * D elements, e.g. a fused QKV
+ * tensor) into slot slot_mapping[t] of one layer's pool (slot_mapping: [T] device ints);
+ * a slot of -1, or outside [0, n_blocks * block_size), is skipped. Exact. CPU twin:
+ * kv_slot_mapping and the row copies of paged_model_forward. */
+int kern_kv_write(kern_dtype dt, void *k_cache, void *v_cache, const void *k, const void *v, size_t ld,
+                  const int *slot_mapping, int T, int n_blocks, int block_size, int KV, int D, void *stream,
+                  rlvr_err *e);
+
+/* A forward's sequences as the paged attention kernels read them (all pointers device
+ * ints, as rollout/fwd_batch.h lays them out; the maxima are the host's, for the grids). */
+typedef struct kern_paged_batch {
+    const int *block_tables; /* [n_seqs, max_blocks] */
+    const int *cu_q;         /* [n_seqs + 1] sequence i's query rows cu_q[i] .. cu_q[i + 1] - 1; cu_q[0] = 0 */
+    const int *seq_lens;     /* [n_seqs] cache length once the rows are written; row r of sequence i is at
+                                position seq_lens[i] - n_new + r, n_new = cu_q[i + 1] - cu_q[i] */
+    int n_seqs, max_blocks;  /* n_seqs >= 1 */
+    int T;                   /* cu_q[n_seqs]: query rows */
+    int max_q;               /* >= every n_new */
+    int max_seq_len;         /* >= every seq_lens[i] (split-KV sizes its grid and scratch by it) */
+    /* cascade only (NULL / 0 otherwise): sequences cu_groups[g] .. cu_groups[g + 1] - 1 form
+     * group g (every sequence in one group: cu_groups[0] = 0, cu_groups[n_groups] = n_seqs)
+     * and share their first prefix_blocks[g] table entries, every query lying past them */
+    const int *cu_groups;    /* [n_groups + 1] */
+    const int *prefix_blocks; /* [n_groups] */
+    int n_groups;
+    int max_group_rows;      /* >= cu_q[cu_groups[g + 1]] - cu_q[cu_groups[g]] for every g */
+} kern_paged_batch;
+
+/* Attention of every query row of q [T, H, D] (dtype dt) to its sequence's positions 0 ..
+ * its own through the block tables, query head h reading kv head h / (H / KV) in place:
+ * out [T, H, D] (dt), lse [T, H] fp32 (scale 1/sqrt(D)). Decode (n_new = 1), prefill chunks
+ * and the verification of k > 1 draft tokens are the same call. One thread block per
+ * (sequence, kv head, tile of query rows) owns a query row's whole sum: fp32 dot products,
+ * an online softmax over tiles of 32 keys in a fixed order, so a row's result does not
+ * depend on the other sequences of the call (batch-invariant) and repeats bit for bit.
+ * H / KV <= 64. A sequence whose indices are inconsistent (a block id outside the pool,
+ * seq_lens past its table, n_new past max_q or seq_lens) gets NaN rows, never a read
+ * outside the arrays. CPU twin: paged_attention_forward (equal to fp32 rounding). */
+int kern_paged_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
+                                 const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size, int H,
+                                 int KV, int D, void *stream, rlvr_err *e);
+
+/* The same, split-KV ("flash decoding") for long contexts: each row's keys cut into chunks
+ * of split_len positions from 0, one thread block per (chunk, sequence, kv head, row
+ * tile) writing a partial result to scratch, then the partials merged in chunk order as
+ * attention_merge does (in double). The split is fixed, so results stay batch-invariant.
+ * scratch: kern_paged_attention_split_scratch(..) bytes of device memory.
+ * CPU twin: paged_attention_split_forward. */
+size_t kern_paged_attention_split_scratch(int T, int H, int D, int max_seq_len, int split_len);
+int kern_paged_attention_split_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
+                                       const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size,
+                                       int H, int KV, int D, int split_len, void *scratch, void *stream,
+                                       rlvr_err *e);
+
+/* Cascade attention for groups sharing prompt blocks (b's cu_groups, prefix_blocks):
+ * phase 1, one thread block per (group, kv head, tile of up to 64 / (H / KV) of the group's
+ * query rows) attends them to the shared prefix, so the prefix is read once for a group of
+ * G decode rows when G * H / KV <= 64; phase 2 each row to its own positions from the
+ * prefix's end on; then the two are merged as attention_merge does. scratch:
+ * kern_cascade_attention_scratch(T, H, D) bytes. CPU twin: cascade_attention_forward. */
+size_t kern_cascade_attention_scratch(int T, int H, int D);
+int kern_cascade_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
+                                   const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size,
+                                   int H, int KV, int D, void *scratch, void *stream, rlvr_err *e);
+
 /* AdamW on fp32 master weights with fp32 state (m, v: [n]), step counted from 1; when
  * params_bf16 is not NULL it receives the updated weights rounded to bf16 (the copy the
  * forward pass reads). clip_workspace (may be NULL) is the workspace of a kern_grad_norm

@@ -158,3 +158,37 @@ int kern_clip_grad_norm(float *grads, size_t n, double max_norm, void *workspace
 }
 
 size_t kern_clip_grad_norm_workspace(void) { return 0; }
+
+int kern_kv_block_copy(kern_dtype dt, void *k_cache, void *v_cache, const int *copies, int n_copies, int n_layers,
+                       size_t layer_stride, int n_blocks, int block_size, int KV, int D, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_kv_write(kern_dtype dt, void *k_cache, void *v_cache, const void *k, const void *v, size_t ld,
+                  const int *slot_mapping, int T, int n_blocks, int block_size, int KV, int D, void *stream,
+                  rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_paged_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
+                                 const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size, int H,
+                                 int KV, int D, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+size_t kern_paged_attention_split_scratch(int T, int H, int D, int max_seq_len, int split_len) { return 0; }
+
+int kern_paged_attention_split_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
+                                       const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size,
+                                       int H, int KV, int D, int split_len, void *scratch, void *stream,
+                                       rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+size_t kern_cascade_attention_scratch(int T, int H, int D) { return 0; }
+
+int kern_cascade_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
+                                   const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size,
+                                   int H, int KV, int D, void *scratch, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}

@@ -6,7 +6,8 @@
 # GPU test, racecheck on those whose kernels are ours alone: cuBLASLt's are left out of
 # racecheck, which is slow on them); with --bench, bench/bench_kernels beside its PyTorch
 # peer (tests/reference/bench_torch_kernels.py), alternating, at 8 x 1024 and 2 x 4096,
-# with Qwen2.5-0.5B's attention heads (14/2 x 64) and Qwen2.5-1.5B's (12/2 x 128). Under
+# with Qwen2.5-0.5B's attention heads (14/2 x 64) and Qwen2.5-1.5B's (12/2 x 128), and
+# bench/bench_paged_attention (a rollout decode step) on both head shapes. Under
 # the sanitizer RLVR_GPU_TEST_SHORT=1 leaves out test_attention's longest shapes.
 #   usage, from the repo root with .deps staged and carried (shared/device/README.md):
 #     sh tests/gpu/run_on_device.sh [--sanitize] [--bench] [BUILD_DIR]
@@ -30,7 +31,7 @@ nvidia-smi -L
 cmake -S . -B "$B" -G Ninja -DCMAKE_PREFIX_PATH="$PWD/.deps/usr" -DRLVR_BLAS=OFF -DCMAKE_BUILD_TYPE=Release \
     > "$LOGS/configure.log" 2>&1 || { tail -20 "$LOGS/configure.log"; exit 1; }
 tests=$(cd tests/gpu && ls test_*.c | sed 's/^/gpu_/; s/\.c$//')
-cmake --build "$B" --target $tests attention_tool model_gpu_tool bench_kernels > "$LOGS/build.log" 2>&1 || { tail -40 "$LOGS/build.log"; exit 1; }
+cmake --build "$B" --target $tests attention_tool model_gpu_tool bench_kernels bench_paged_attention > "$LOGS/build.log" 2>&1 || { tail -40 "$LOGS/build.log"; exit 1; }
 status=0
 ctest --test-dir "$B" --output-on-failure -R '^gpu_' > "$LOGS/ctest.log" 2>&1 || status=1
 grep -v '^ *$' "$LOGS/ctest.log" | grep -v '^device:' | tail -150
@@ -63,6 +64,13 @@ if [ $bench -eq 1 ]; then
             python3 tests/reference/bench_torch_kernels.py "$1" "$2" 20 12 2 128 | grep -i 'shape\|^attention' |
                 tee -a "$LOGS/bench.log"
         done
+    done
+fi
+if [ $bench -eq 1 ]; then # the rollout engine's decode step: 0.5B heads, then 1.5B heads, short and long contexts
+    for ctx in 1024 4096; do
+        "$B/bench/bench_paged_attention" --batch 64 --ctx $ctx --prompt 512 --group 8 | tee -a "$LOGS/bench.log"
+        "$B/bench/bench_paged_attention" --batch 64 --ctx $ctx --prompt 512 --group 8 --heads 12 --head-dim 128 |
+            tee -a "$LOGS/bench.log"
     done
 fi
 echo "run_on_device: $([ $status -eq 0 ] && echo passed || echo FAILED)"

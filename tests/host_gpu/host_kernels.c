@@ -353,3 +353,95 @@ int kern_clip_grad_norm(float *grads, size_t n, double max_norm, void *workspace
 }
 
 size_t kern_clip_grad_norm_workspace(void) { return sizeof(double); }
+
+/* ---- paged KV cache: the pool and the batch arrays are host memory here ------------------- */
+
+int kern_kv_block_copy(kern_dtype dt, void *k_cache, void *v_cache, const int *copies, int n_copies, int n_layers,
+                       size_t layer_stride, int n_blocks, int block_size, int KV, int D, void *stream, rlvr_err *e) {
+    if (n_copies < 0 || n_layers <= 0 || (n_copies && !copies))
+        return err_set(e, "host emulation: kv_block_copy: n_copies=%d n_layers=%d", n_copies, n_layers);
+    const size_t es = kern_dtype_size(dt), row = (size_t)KV * D * es, block = row * block_size;
+    for (int l = 0; l < n_layers; l++)
+        for (int c = 0; c < n_copies; c++) {
+            const int src = copies[3 * c], dst = copies[3 * c + 1], n = copies[3 * c + 2];
+            if (src < 0 || src >= n_blocks || dst < 0 || dst >= n_blocks || n < 0 || n > block_size) continue;
+            for (int kv = 0; kv < 2; kv++) {
+                char *base = (char *)(kv ? v_cache : k_cache) + (size_t)l * layer_stride * es;
+                memcpy(base + dst * block, base + src * block, (size_t)n * row);
+            }
+        }
+    return 0;
+}
+
+int kern_kv_write(kern_dtype dt, void *k_cache, void *v_cache, const void *k, const void *v, size_t ld,
+                  const int *slot_mapping, int T, int n_blocks, int block_size, int KV, int D, void *stream,
+                  rlvr_err *e) {
+    if (T < 0 || ld < (size_t)KV * D) return err_set(e, "host emulation: kv_write: T=%d ld=%zu", T, ld);
+    const size_t es = kern_dtype_size(dt), row = (size_t)KV * D * es;
+    for (int t = 0; t < T; t++) {
+        const int slot = slot_mapping[t];
+        if (slot < 0 || slot >= n_blocks * block_size) continue;
+        memcpy((char *)k_cache + slot * row, (const char *)k + t * ld * es, row);
+        memcpy((char *)v_cache + slot * row, (const char *)v + t * ld * es, row);
+    }
+    return 0;
+}
+
+/* Runs the twin of `form` (0 plain, 1 split, 2 cascade) on fp32 views of q and the pool. */
+static int paged_twin(int form, kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
+                      const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size, int H, int KV,
+                      int D, int split_len, rlvr_err *e) {
+    if (!b || b->n_seqs <= 0 || b->T <= 0 || H <= 0 || KV <= 0 || H % KV || D <= 0 || block_size <= 0 ||
+        (form == 1 && split_len <= 0) || (form == 2 && (!b->cu_groups || !b->prefix_blocks || b->n_groups <= 0)))
+        return err_set(e, "host emulation: paged attention: bad arguments");
+    int max_len = 1;
+    for (int i = 0; i < b->n_seqs; i++)
+        if (b->seq_lens[i] > max_len) max_len = b->seq_lens[i];
+    const size_t nq = (size_t)b->T * H * D, pool = (size_t)n_blocks * block_size * KV * D;
+    float *o = view(dt, out, nq, 0), *fq = view(dt, q, nq, 1), *fk = view(dt, k_cache, pool, 1),
+          *fv = view(dt, v_cache, pool, 1);
+    size_t n_scratch = form == 0 ? (size_t)max_len
+                       : form == 1 ? (size_t)split_len + D
+                                   : cascade_attention_scratch(b->T, H, D, max_len);
+    float *scratch = malloc(n_scratch * sizeof(float));
+    if (!scratch) abort();
+    if (form == 0)
+        paged_attention_forward(o, lse, fq, fk, fv, b->block_tables, b->max_blocks, b->cu_q, b->seq_lens, b->n_seqs,
+                                block_size, H, KV, D, scratch);
+    else if (form == 1)
+        paged_attention_split_forward(o, lse, fq, fk, fv, b->block_tables, b->max_blocks, b->cu_q, b->seq_lens,
+                                      b->n_seqs, block_size, H, KV, D, split_len, scratch);
+    else
+        cascade_attention_forward(o, lse, fq, fk, fv, b->block_tables, b->max_blocks, b->cu_q, b->seq_lens,
+                                  b->n_seqs, b->cu_groups, b->prefix_blocks, b->n_groups, block_size, H, KV, D,
+                                  scratch);
+    free(scratch);
+    done(dt, out, o, nq, 1);
+    done(dt, (void *)q, fq, nq, 0);
+    done(dt, (void *)k_cache, fk, pool, 0);
+    done(dt, (void *)v_cache, fv, pool, 0);
+    return 0;
+}
+
+int kern_paged_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
+                                 const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size, int H,
+                                 int KV, int D, void *stream, rlvr_err *e) {
+    return paged_twin(0, dt, out, lse, q, k_cache, v_cache, b, n_blocks, block_size, H, KV, D, 0, e);
+}
+
+size_t kern_paged_attention_split_scratch(int T, int H, int D, int max_seq_len, int split_len) { return 1; }
+
+int kern_paged_attention_split_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
+                                       const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size,
+                                       int H, int KV, int D, int split_len, void *scratch, void *stream,
+                                       rlvr_err *e) {
+    return paged_twin(1, dt, out, lse, q, k_cache, v_cache, b, n_blocks, block_size, H, KV, D, split_len, e);
+}
+
+size_t kern_cascade_attention_scratch(int T, int H, int D) { return 1; }
+
+int kern_cascade_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
+                                   const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size,
+                                   int H, int KV, int D, void *scratch, void *stream, rlvr_err *e) {
+    return paged_twin(2, dt, out, lse, q, k_cache, v_cache, b, n_blocks, block_size, H, KV, D, 0, e);
+}
