@@ -158,3 +158,12 @@ int kern_clip_grad_norm(float *grads, size_t n, double max_norm, void *workspace
 }
 
 size_t kern_clip_grad_norm_workspace(void) { return 0; }
+
+int kern_sample(const float *logits, int N, int V, const kern_sample_params *params, const uint64_t *seq_ids,
+                const uint64_t *positions, uint64_t seed, int *tokens, float *logp, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_rng_uniform(float *out, uint32_t *bits, const uint64_t *keys, int n, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
