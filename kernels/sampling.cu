@@ -22,20 +22,23 @@
 //      the tokens at exactly K the k most likely take (rank r among them). The kept set is
 //      p > K, plus the r lowest ids with p == K: exactly the CPU's sort by (p desc, id
 //      asc) cut at k. When r is not all of them, one more pass finds the r-th such id.
-//   3. top-p, when top_p < 1: kept = the top-k mass (a fixed-order double sum), and the
-//      cut is the largest probability P whose mass at or above it (within the top-k set)
-//      reaches top_p * kept: a radix descent over P's bits, 4 bits (16 bins) per pass, 8
-//      passes, each bin's mass a double sum in a fixed order (every thread adds into its
-//      own column of a [16, 512] shared array; then warp b adds bin b's column in thread
-//      order). The tokens tied at P are taken in id order, as many as the CPU's walk
-//      adds before reaching the threshold: ceil((top_p * kept - mass above P) / P).
+//   3. top-p, when top_p < 1: the cut is the largest probability P whose mass at or above
+//      it (within the top-k set) reaches top_p * kept, kept being the top-k set's mass: a
+//      radix descent over P's bits, 4 bits (16 bins) per pass, 8 passes, each bin's mass a
+//      double sum in a fixed order (every thread adds into its own column of a [16, 512]
+//      shared array; then warp b adds bin b's column in thread order). The first pass's
+//      bins add up to kept; the last pass's bin is n tokens of probability exactly P, whose
+//      mass n P is exact in double, which counts them. The tokens tied at P are taken in
+//      id order, as many as the CPU's walk adds before it reaches the threshold:
+//      ceil((top_p * kept - mass above P) / P); when that is not all of them, one more
+//      pass finds the last one's id.
 //   4. min-p is a predicate (p >= min_p: p_max is 1).
 //   5. the draw: u = rng_uniform(seed, seq_id, position, 0) * (kept mass), and the token is
 //      the first kept id in id order whose cumulative mass exceeds u, found in three
 //      levels: the 16 warp ranges' masses, then 16 slices of the chosen range, then one
 //      warp scans the chosen slice 32 ids at a time. Its log-probability is
 //      log(p / kept mass) in double, rounded to float, as the CPU computes it.
-// So greedy costs one pass, temperature alone two, top-k four more, top-p ten more; no
+// So greedy costs one pass, temperature alone two, top-k four more, top-p eight more; no
 // pass sorts anything. Sums are in double like the CPU's; they add in another order, so a
 // probability or a cumulative mass can differ from the CPU's in the last bits (and expf
 // here is within 2 ulp, glibc's within 1): a draw that lands within that of a token
@@ -91,7 +94,7 @@ struct sample_shared {
     float best_v[SAMPLE_WARPS]; // per-warp argmax
     int best_i[SAMPLE_WARPS];
     // values thread 0 or warp 0 computes for the whole CTA
-    double total, target, base, above;
+    double total, target, base, above, theta, tied_mass;
     int best, digit, rank, ties, lo, hi, result;
 };
 
@@ -136,14 +139,6 @@ struct w_tied { // 1 for a token in the top-k set whose probability has exactly 
         return b == bits && (!need_top_k || f.top_k(v, b)) ? 1.0 : 0.0;
     }
 };
-struct w_top_k_mass { // p within the top-k set
-    row_view r;
-    filters f;
-    __device__ __forceinline__ double operator()(int v) const {
-        const float p = r.prob(v);
-        return f.top_k(v, __float_as_uint(p)) ? (double)p : 0.0;
-    }
-};
 struct w_kept_mass { // p within the final kept set
     row_view r;
     filters f;
@@ -152,23 +147,6 @@ struct w_kept_mass { // p within the final kept set
         return f.keep(v, p) ? (double)p : 0.0;
     }
 };
-
-// Sum of w over the row, in the fixed order described at the top. Every thread gets it.
-template <typename W> __device__ double row_sum(const row_view &r, const W &w, sample_shared &sm) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    double s = 0.0;
-    for (int v = r.lo + lane; v < r.hi; v += 32) s += w(v);
-    s = warp_sum_d(s);
-    if (lane == 0) sm.part[warp] = s;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        double t = 0.0;
-        for (int j = 0; j < SAMPLE_WARPS; j++) t += sm.part[j];
-        sm.total = t;
-    }
-    __syncthreads();
-    return sm.total;
-}
 
 // Thread 0: the first of the 16 parts (masses sm.part, starting at cumulative `base`) in
 // which the cumulative mass exceeds target, and the cumulative mass before it. A part of
@@ -360,10 +338,9 @@ __device__ void find_top_k(const row_view &r, filters *f, int k, sample_shared &
 // array of per-thread bin masses.
 __device__ void find_top_p(const row_view &r, filters *f, float top_p, double *cols, sample_shared &sm) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const w_top_k_mass wk = {r, *f};
-    const double theta = (double)top_p * row_sum(r, wk, sm);
     uint32_t prefix = 0, mask = 0;
-    double above = 0.0; // thread 0's: the mass of the top-k tokens above the current prefix
+    // thread 0's: top_p * the top-k mass, and the mass of the top-k tokens above the prefix
+    double theta = 0.0, above = 0.0;
     double *col = cols + threadIdx.x;
     for (int shift = 28; shift >= 0; shift -= 4) {
 #pragma unroll
@@ -380,6 +357,11 @@ __device__ void find_top_p(const row_view &r, filters *f, float top_p, double *c
         if (lane == 0) sm.part[warp] = s;
         __syncthreads();
         if (threadIdx.x == 0) {
+            if (shift == 28) { // the first pass's bins hold the whole top-k set
+                double kept = 0.0;
+                for (int d = 0; d < TOPP_BINS; d++) kept += sm.part[d];
+                theta = (double)top_p * kept;
+            }
             // the highest bin whose mass, with everything above it, reaches theta (bin 0
             // when rounding leaves none: then nearly everything is kept, as on the CPU)
             int d = TOPP_BINS - 1;
@@ -389,23 +371,28 @@ __device__ void find_top_p(const row_view &r, filters *f, float top_p, double *c
                 above = with;
             }
             sm.digit = d;
-            sm.above = above;
+            sm.above = above, sm.theta = theta;
+            // in the last pass a bin holds one probability value: n equal floats, whose
+            // double sum n P is exact (n < 2^29), so the mass gives the count
+            sm.tied_mass = sm.part[d];
         }
         __syncthreads();
         prefix |= (uint32_t)sm.digit << shift;
         mask |= 15u << shift;
     }
-    const double mass_above = sm.above;
+    const double mass_above = sm.above, theta_all = sm.theta, tied_mass = sm.tied_mass;
     f->pb = prefix;
     f->pc = INT_MAX;
     const float pstar = __uint_as_float(prefix);
     if (pstar > 0.0f) {
         // the CPU adds the tokens at exactly P in id order until the cumulative mass
         // reaches theta: m of them
-        w_tied wt = {r, *f, prefix, 1};
-        const double n_tied = row_sum(r, wt, sm), need = (theta - mass_above) / (double)pstar;
+        const double n_tied = rint(tied_mass / (double)pstar), need = (theta_all - mass_above) / (double)pstar;
         const double m = need <= 1.0 ? 1.0 : need >= n_tied ? n_tied : ceil(need);
-        if (m < n_tied) f->pc = find_in_id_order(r, wt, m - 1.0, 0.0f, sm);
+        if (m < n_tied) {
+            const w_tied wt = {r, *f, prefix, 1};
+            f->pc = find_in_id_order(r, wt, m - 1.0, 0.0f, sm);
+        }
     }
 }
 
@@ -470,10 +457,11 @@ __global__ void rng_uniform_kernel(float *out, uint32_t *bits, const uint64_t *k
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     uint32_t r[4];
-    philox_block(keys[3 * i], keys[3 * i + 1], keys[3 * i + 2], r);
+    const uint64_t *key = keys + 3 * (size_t)i;
+    philox_block(key[0], key[1], key[2], r);
     out[i] = uniform_of(r, 0);
     if (bits)
-        for (int j = 0; j < 4; j++) bits[4 * i + j] = r[j];
+        for (int j = 0; j < 4; j++) bits[4 * (size_t)i + j] = r[j];
 }
 
 extern "C" int kern_rng_uniform(float *out, uint32_t *bits, const uint64_t *keys, int n, void *stream, rlvr_err *e) {
