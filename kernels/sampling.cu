@@ -53,9 +53,11 @@
 #include "cuda_common.cuh"
 
 #define SAMPLE_THREADS 512
-#define SAMPLE_WARPS (SAMPLE_THREADS / 32) // 16: also the number of top-p bins per pass
-#define TOPP_BINS 16
+#define SAMPLE_WARPS (SAMPLE_THREADS / 32)
+#define TOPP_BINS 16 // 4-bit digits
+static_assert(SAMPLE_WARPS == TOPP_BINS, "find_top_p reduces bin b with warp b");
 #define FULL_MASK 0xffffffffu
+#define SAMPLE_UNROLL 4 // logits a lane loads before using them (a pass is bound by load latency)
 
 // ---- Philox4x32-10, the same bits as core/rng.c ---------------------------------------------
 
@@ -111,9 +113,25 @@ struct row_view {
     int lo, hi; // this warp's range [lo, hi), clipped to V
     float top, inv_t;
 
-    // sample_next's prob[v], operation for operation (no contraction into an FMA).
-    __device__ __forceinline__ float prob(int v) const { return expf(__fmul_rn(__fsub_rn(x[v], top), inv_t)); }
+    // sample_next's prob[v] from the logit l = x[v], operation for operation (no FMA).
+    __device__ __forceinline__ float prob_of(float l) const { return expf(__fmul_rn(__fsub_rn(l, top), inv_t)); }
+    __device__ __forceinline__ float prob(int v) const { return prob_of(__ldg(x + v)); }
 };
+
+// Calls fn(v, x[v]) for this lane's ids v = lo + lane + 32 j < hi in increasing order,
+// SAMPLE_UNROLL loads issued together. Lanes may make different numbers of calls: fn must
+// not use warp intrinsics.
+template <typename F> __device__ __forceinline__ void for_lane_ids(const float *x, int lo, int hi, F fn) {
+    int v = lo + (threadIdx.x & 31);
+    for (; v + 32 * (SAMPLE_UNROLL - 1) < hi; v += 32 * SAMPLE_UNROLL) {
+        float l[SAMPLE_UNROLL];
+#pragma unroll
+        for (int u = 0; u < SAMPLE_UNROLL; u++) l[u] = __ldg(x + v + 32 * u);
+#pragma unroll
+        for (int u = 0; u < SAMPLE_UNROLL; u++) fn(v + 32 * u, l[u]);
+    }
+    for (; v < hi; v += 32) fn(v, __ldg(x + v));
+}
 
 // The kept set. Top-k: bits > kb, or bits == kb and id <= kc; top-p likewise with pb, pc
 // (kb = pb = 0, kc = pc = INT_MAX when off); min-p: p >= min_p.
@@ -134,16 +152,16 @@ struct w_tied { // 1 for a token in the top-k set whose probability has exactly 
     filters f;
     uint32_t bits;
     int need_top_k;
-    __device__ __forceinline__ double operator()(int v) const {
-        const uint32_t b = __float_as_uint(r.prob(v));
+    __device__ __forceinline__ double operator()(int v, float l) const {
+        const uint32_t b = __float_as_uint(r.prob_of(l));
         return b == bits && (!need_top_k || f.top_k(v, b)) ? 1.0 : 0.0;
     }
 };
 struct w_kept_mass { // p within the final kept set
     row_view r;
     filters f;
-    __device__ __forceinline__ double operator()(int v) const {
-        const float p = r.prob(v);
+    __device__ __forceinline__ double operator()(int v, float l) const {
+        const float p = r.prob_of(l);
         return f.keep(v, p) ? (double)p : 0.0;
     }
 };
@@ -178,7 +196,7 @@ __device__ int find_in_id_order(const row_view &r, const W &w, double target, fl
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     // level 0: the warp ranges
     double s = 0.0;
-    for (int v = r.lo + lane; v < r.hi; v += 32) s += w(v);
+    for_lane_ids(r.x, r.lo, r.hi, [&](int v, float l) { s += w(v, l); });
     s = warp_sum_d(s);
     if (lane == 0) sm.part[warp] = s;
     __syncthreads();
@@ -198,7 +216,7 @@ __device__ int find_in_id_order(const row_view &r, const W &w, double target, fl
     const int S = ((r.R / 32 + SAMPLE_WARPS - 1) / SAMPLE_WARPS) * 32;
     const int range_hi = sm.hi, slo = sm.lo + warp * S, shi = min(range_hi, slo + S);
     s = 0.0;
-    for (int v = slo + lane; v < shi; v += 32) s += w(v);
+    for_lane_ids(r.x, slo, shi, [&](int v, float l) { s += w(v, l); });
     s = warp_sum_d(s);
     __syncthreads(); // thread 0 is done reading the level-0 parts
     if (lane == 0) sm.part[warp] = s;
@@ -220,7 +238,7 @@ __device__ int find_in_id_order(const row_view &r, const W &w, double target, fl
         int found = -1, last_positive = -1;
         for (int i = 0; i < S; i += 32) { // the same trip count on every lane
             const int v = lo + i + lane;
-            const double q = v < hi ? w(v) : 0.0;
+            const double q = v < hi ? w(v, __ldg(r.x + v)) : 0.0;
             double incl = q; // inclusive scan over the lanes (Hillis-Steele: a fixed order)
             for (int o = 1; o < 32; o <<= 1) {
                 const double y = __shfl_up_sync(FULL_MASK, incl, o);
@@ -249,10 +267,9 @@ __device__ int row_argmax(const row_view &r, sample_shared &sm) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float bv = -INFINITY;
     int bi = INT_MAX;
-    for (int v = r.lo + lane; v < r.hi; v += 32) {
-        const float l = r.x[v];
+    for_lane_ids(r.x, r.lo, r.hi, [&](int v, float l) {
         if (l > bv || (l == bv && v < bi)) bv = l, bi = v;
-    }
+    });
     for (int offset = 16; offset > 0; offset >>= 1) {
         const float ov = __shfl_xor_sync(FULL_MASK, bv, offset);
         const int oi = __shfl_xor_sync(FULL_MASK, bi, offset);
@@ -308,15 +325,25 @@ __device__ void find_top_k(const row_view &r, filters *f, int k, sample_shared &
     for (int shift = 24; shift >= 0; shift -= 8) {
         for (int i = threadIdx.x; i < 256; i += SAMPLE_THREADS) sm.khist[i] = 0;
         __syncthreads();
-        for (int i = 0; i < r.R; i += 32) { // the same trip count on every lane (for the match)
-            const int v = r.lo + i + lane;
-            int bin = 256; // not counted
-            if (v < r.hi) {
-                const uint32_t b = __float_as_uint(r.prob(v));
-                if ((b & mask) == prefix) bin = (int)((b >> shift) & 255u);
+        // the same trip count on every lane (for the match), SAMPLE_UNROLL loads at a time
+        for (int i = 0; i < r.R; i += 32 * SAMPLE_UNROLL) {
+            float l[SAMPLE_UNROLL];
+#pragma unroll
+            for (int u = 0; u < SAMPLE_UNROLL; u++) {
+                const int v = r.lo + i + 32 * u + lane;
+                l[u] = v < r.hi ? __ldg(r.x + v) : 0.0f;
             }
-            const unsigned peers = __match_any_sync(FULL_MASK, bin);
-            if (bin < 256 && lane == __ffs(peers) - 1) atomicAdd(&sm.khist[bin], (unsigned)__popc(peers));
+#pragma unroll
+            for (int u = 0; u < SAMPLE_UNROLL; u++) {
+                int bin = 256; // not counted
+                if (r.lo + i + 32 * u + lane < r.hi) {
+                    const uint32_t b = __float_as_uint(r.prob_of(l[u]));
+                    if ((b & mask) == prefix) bin = (int)((b >> shift) & 255u);
+                }
+                // lanes with the same bin add once (shared atomics on one address serialize)
+                const unsigned peers = __match_any_sync(FULL_MASK, bin);
+                if (bin < 256 && lane == __ffs(peers) - 1) atomicAdd(&sm.khist[bin], (unsigned)__popc(peers));
+            }
         }
         __syncthreads();
         if (threadIdx.x < 32) select_bin(sm, rank);
@@ -345,11 +372,12 @@ __device__ void find_top_p(const row_view &r, filters *f, float top_p, double *c
     for (int shift = 28; shift >= 0; shift -= 4) {
 #pragma unroll
         for (int d = 0; d < TOPP_BINS; d++) col[d * SAMPLE_THREADS] = 0.0;
-        for (int v = r.lo + lane; v < r.hi; v += 32) {
-            const float p = r.prob(v);
+        const filters fk = *f;
+        for_lane_ids(r.x, r.lo, r.hi, [&](int v, float l) {
+            const float p = r.prob_of(l);
             const uint32_t b = __float_as_uint(p);
-            if ((b & mask) == prefix && f->top_k(v, b)) col[((b >> shift) & 15u) * SAMPLE_THREADS] += (double)p;
-        }
+            if ((b & mask) == prefix && fk.top_k(v, b)) col[((b >> shift) & 15u) * SAMPLE_THREADS] += (double)p;
+        });
         __syncthreads();
         double s = 0.0; // warp b adds bin b's column in thread order
         for (int j = 0; j < SAMPLE_THREADS / 32; j++) s += cols[warp * SAMPLE_THREADS + j * 32 + lane];

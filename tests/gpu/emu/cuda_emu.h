@@ -87,6 +87,7 @@ static inline unsigned atomicAdd(unsigned *p, unsigned v) { // fibers never inte
     *p += v;
     return old;
 }
+template <class T> static inline T __ldg(const T *p) { return *p; }
 static inline float __fsub_rn(float a, float b) { return a - b; }
 static inline float __fmul_rn(float a, float b) { return a * b; }
 static inline float __fdiv_rn(float a, float b) { return a / b; }
