@@ -12,6 +12,7 @@
 #define RLVR_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -300,6 +301,36 @@ int kern_grad_scale(float *grads, size_t n, void *workspace, void *stream, rlvr_
 int kern_clip_grad_norm(float *grads, size_t n, double max_norm, void *workspace, double *norm_host, void *stream,
                         rlvr_err *e);
 size_t kern_clip_grad_norm_workspace(void);
+
+/* ---- sampling (kernels/sampling.cu) ----------------------------------------------------------- */
+
+/* One row's sampling parameters: the fields of sample_params (rollout/sampling.h), which
+ * the caller has checked with sample_params_check. temperature 0 is greedy; top_k 0 (or
+ * >= V), top_p 1 and min_p 0 are off. */
+typedef struct kern_sample_params {
+    float temperature;
+    int top_k;
+    float top_p;
+    float min_p;
+} kern_sample_params;
+
+/* Draws one token per row of logits [N, V] (fp32) as sample_next does: greedy (argmax,
+ * lowest id on ties) or temperature, then top-k, top-p and min-p, then the uniform
+ * rng_uniform(seed, seq_ids[i], positions[i], 0) walked over the kept tokens in id order.
+ * params [N], seq_ids [N], positions [N] are device memory; tokens [N] receives the ids and
+ * logp [N] (may be NULL) their log-probabilities under the distribution drawn from (0 for
+ * greedy). One block per row with fixed-order sums: a row's token and log-probability are
+ * the same bits whatever other rows share the call. Probabilities are recomputed on each
+ * pass, nothing is sorted; kernels/sampling.cu describes the passes. Agrees with the CPU
+ * twin except where its draw (or a top-p threshold) lies within rounding of a token
+ * boundary. */
+int kern_sample(const float *logits, int N, int V, const kern_sample_params *params, const uint64_t *seq_ids,
+                const uint64_t *positions, uint64_t seed, int *tokens, float *logp, void *stream, rlvr_err *e);
+
+/* The device's Philox4x32-10, for testing it against core/rng.c: keys [n, 3] hold (seed,
+ * stream, position); out[i] = rng_uniform(seed, stream, position, 0) and bits [n, 4] (may be
+ * NULL) the raw block. All device memory. */
+int kern_rng_uniform(float *out, uint32_t *bits, const uint64_t *keys, int n, void *stream, rlvr_err *e);
 
 #ifdef __cplusplus
 }

@@ -192,3 +192,12 @@ int kern_cascade_attention_forward(kern_dtype dt, void *out, float *lse, const v
                                    int H, int KV, int D, void *scratch, void *stream, rlvr_err *e) {
     return err_set(e, "built without CUDA");
 }
+
+int kern_sample(const float *logits, int N, int V, const kern_sample_params *params, const uint64_t *seq_ids,
+                const uint64_t *positions, uint64_t seed, int *tokens, float *logp, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_rng_uniform(float *out, uint32_t *bits, const uint64_t *keys, int n, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
