@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_gpu.h"
 #include "kernels.h"
 #include "rng.h"
 #include "safetensors.h"
@@ -166,13 +167,8 @@ int main(int argc, char **argv) {
                         "--heads a multiple of --kv-heads, --head-dim even\n");
         return 2;
     }
+    if (!bench_gpu_present()) return 0;
     rlvr_err e = {{0}};
-    if (kern_device_count(&e) <= 0) {
-        printf("skipped: %s\n", e.msg);
-        return 0;
-    }
-    kern_device_info info;
-    if (kern_device_info_get(0, &info, &e) == 0) printf("device: %s\n", info.name);
     bench b = {0};
     b.blas = kern_blas_new(&e);
     if (!b.blas) {

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_gpu.h"
 #include "kernels.h"
 #include "rng.h"
 #include "safetensors.h"
@@ -124,13 +125,8 @@ int main(int argc, char **argv) {
                         "--heads a multiple of --kv-heads, --head-dim in [1, 256]\n");
         return 2;
     }
+    if (!bench_gpu_present()) return 0;
     rlvr_err e = {{0}};
-    if (kern_device_count(&e) <= 0) {
-        printf("skipped: %s\n", e.msg);
-        return 0;
-    }
-    kern_device_info info;
-    if (kern_device_info_get(0, &info, &e) == 0) printf("device: %s\n", info.name);
 
     /* tables: each group's prompt blocks (P / bs whole ones) shared, the rest per sample */
     const int pb = P / bs, per_seq = (L + bs - 1) / bs, n_groups = B / G;
