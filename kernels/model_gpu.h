@@ -82,6 +82,9 @@ const gpu_mem_plan *gpu_model_plan(const gpu_model *g);
  * forward-only bf16 model has none: an error). m must have g's config. */
 int gpu_model_upload(gpu_model *g, const model *m, rlvr_err *e);
 int gpu_model_download(gpu_model *g, model *m, rlvr_err *e);
+/* 0 when host model m has g's shape (parameters, hidden size, layers, vocabulary); else
+ * -1 with a message. */
+int gpu_model_check_host(const gpu_model *g, const model *m, rlvr_err *e);
 /* The fp32 gradients, in model.params' layout (n_params floats). */
 int gpu_model_download_grads(gpu_model *g, float *grads, rlvr_err *e);
 
@@ -104,5 +107,44 @@ int gpu_model_adamw_step(gpu_model *g, double lr, rlvr_err *e);
 /* AdamW state between host and device (m, v: n_params floats each), for checkpoints. */
 int gpu_model_optimizer_upload(gpu_model *g, const float *m, const float *v, long long step, rlvr_err *e);
 int gpu_model_optimizer_download(gpu_model *g, float *m, float *v, long long *step, rlvr_err *e);
+
+/* ---- the rollout engine's forward over a paged KV cache (model_gpu_paged.c) ----------------- */
+
+/* One step of the engine as host arrays (rollout/fwd_batch.h's fields, which the engine
+ * passes as they are): n_tokens rows over n_seqs sequences, n_draws rows whose logits are
+ * wanted. Shapes as kern_paged_batch (kernels.h) and fwd_batch. */
+typedef struct gpu_paged_step {
+    int n_seqs, n_tokens, n_draws, max_blocks;
+    const int *tokens, *positions, *slot_mapping; /* [n_tokens] */
+    const int *cu_q, *seq_lens;                   /* [n_seqs + 1], [n_seqs] */
+    const int *block_tables;                      /* [n_seqs, max_blocks] */
+    const int *logit_rows;                        /* [n_draws] */
+} gpu_paged_step;
+
+typedef struct gpu_paged gpu_paged;
+
+/* A KV pool of n_blocks blocks of block_size positions (every layer, K and V, in g's
+ * dtype) and room for steps of up to max_tokens rows, max_seqs sequences with tables
+ * max_blocks wide and max_draws logit rows. The forward reads g's weights where they are
+ * (a training model's working copy: after an optimizer step the next forward uses the new
+ * weights, no copy). g must outlive the result. */
+gpu_paged *gpu_paged_new(gpu_model *g, int n_blocks, int block_size, int max_tokens, int max_seqs, int max_blocks,
+                         int max_draws, rlvr_err *e);
+void gpu_paged_free(gpu_paged *p);
+/* Device bytes a gpu_paged of these sizes takes (pool and activations). */
+size_t gpu_paged_bytes(const model_config *c, kern_dtype dt, int n_blocks, int block_size, int max_tokens,
+                       int max_seqs, int max_blocks, int max_draws);
+
+/* The step's block copies (kv_copy triples src, dst, n_tokens: host ints [n_copies, 3]),
+ * every layer, K and V; before the forward that follows them. */
+int gpu_paged_copy(gpu_paged *p, const int *copies, int n_copies, rlvr_err *e);
+
+/* The forward of one step: each row's K/V written to its slot, each sequence attending to
+ * its positions through its block table (kern_paged_attention_forward), and the logits
+ * [n_draws, V] of the draw rows in fp32: on the device (gpu_paged_logits) and, when
+ * logits is not NULL, copied to the host. The arithmetic of gpu_model_forward's layers on
+ * these rows; CPU twin: paged_model_forward (rollout/paged_model.h). */
+int gpu_paged_forward(gpu_paged *p, const gpu_paged_step *s, float *logits, rlvr_err *e);
+const float *gpu_paged_logits(const gpu_paged *p);
 
 #endif

@@ -8,6 +8,44 @@
 #include "kv_pages.h"
 #include "paged_model.h"
 
+/* gpu_paged_copy takes the copies as int triples */
+_Static_assert(sizeof(kv_copy) == 3 * sizeof(int), "kv_copy is three ints");
+
+/* Where a step's copies and forward run: the CPU's paged_model, or the GPU's gpu_paged. */
+typedef struct engine_fwd {
+    paged_model pm;
+    gpu_paged *gp;
+} engine_fwd;
+
+static int fwd_init(engine_fwd *f, model *m, const engine_opts *eo, const sched_opts *so, int max_blocks,
+                    rlvr_err *e) {
+    if (!eo || !eo->gpu)
+        return paged_model_init(&f->pm, m, so->n_blocks, so->block_size, so->max_tokens, so->max_len,
+                                so->max_running, e);
+    if (gpu_model_check_host(eo->gpu, m, e) != 0) return -1;
+    f->gp = gpu_paged_new(eo->gpu, so->n_blocks, so->block_size, so->max_tokens, so->max_running, max_blocks,
+                          so->max_running, e);
+    return f->gp ? 0 : -1;
+}
+
+static void fwd_free(engine_fwd *f) {
+    paged_model_free(&f->pm);
+    gpu_paged_free(f->gp);
+}
+
+static int fwd_step(engine_fwd *f, const sched_batch *st, const fwd_batch *b, float *logits, rlvr_err *e) {
+    if (!f->gp) {
+        paged_model_copy(&f->pm, st->copies, st->n_copies);
+        return paged_model_forward(&f->pm, b, logits, e);
+    }
+    if (gpu_paged_copy(f->gp, (const int *)st->copies, st->n_copies, e) != 0) return -1;
+    gpu_paged_step gs = {.n_seqs = b->n_seqs, .n_tokens = b->n_tokens, .n_draws = b->n_draws,
+                         .max_blocks = b->max_blocks, .tokens = b->tokens, .positions = b->positions,
+                         .slot_mapping = b->slot_mapping, .cu_q = b->cu_q, .seq_lens = b->seq_lens,
+                         .block_tables = b->block_tables, .logit_rows = b->logit_rows};
+    return gpu_paged_forward(f->gp, &gs, logits, e);
+}
+
 static int same_prompt(const sample_seq *a, const sample_seq *b) {
     return a->n_prompt == b->n_prompt &&
            (a->prompt == b->prompt || memcmp(a->prompt, b->prompt, (size_t)a->n_prompt * sizeof(int)) == 0);
@@ -54,7 +92,7 @@ int engine_generate(model *m, sample_seq *seqs, int n, const sample_gen_opts *o,
     scheduler *s = sched_new(&so, e);
     if (!s) return -1;
     fwd_batch b = {0};
-    paged_model pm = {0};
+    engine_fwd fwd = {0};
     sampler smp = {0};
     float *logits = NULL;
     int *drawn = NULL, rc = -1; /* the zeroed structs above free safely whatever failed */
@@ -67,7 +105,7 @@ int engine_generate(model *m, sample_seq *seqs, int n, const sample_gen_opts *o,
         i = j;
     }
     if (fwd_batch_init(&b, so.max_running, so.max_tokens, sched_pages(s)->max_blocks, e) != 0 ||
-        paged_model_init(&pm, m, so.n_blocks, so.block_size, so.max_tokens, so.max_len, so.max_running, e) != 0 ||
+        fwd_init(&fwd, m, eo, &so, sched_pages(s)->max_blocks, e) != 0 ||
         sample_init(&smp, V, e) != 0)
         goto done;
     logits = malloc((size_t)so.max_running * V * sizeof *logits);
@@ -80,8 +118,7 @@ int engine_generate(model *m, sample_seq *seqs, int n, const sample_gen_opts *o,
     int r;
     while ((r = sched_step(s, &st, e)) == 1) {
         if (fwd_batch_build(&b, &st, sched_pages(s), e) != 0) goto done;
-        paged_model_copy(&pm, st.copies, st.n_copies);
-        if (paged_model_forward(&pm, &b, logits, e) != 0) goto done;
+        if (fwd_step(&fwd, &st, &b, logits, e) != 0) goto done;
         for (int d = 0; d < st.n_draws; d++) {
             sample_seq *q = &seqs[st.draws[d].sample];
             float lp;
@@ -106,7 +143,7 @@ done:
     free(drawn);
     free(logits);
     sample_free(&smp);
-    paged_model_free(&pm);
+    fwd_free(&fwd);
     fwd_batch_free(&b);
     sched_free(s);
     return rc;

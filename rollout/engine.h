@@ -1,9 +1,9 @@
-/* engine.h - the rollout engine's loop over the paged KV cache, on the CPU: groups of
- * samples that share a prompt go through the continuous-batching scheduler
- * (scheduler.h), each step's block copies and forward run on paged_model
- * (paged_model.h), and every draw is sampled on the host with sample_next keyed by
- * (seed, the sample's seq_id, its position), exactly as sample_generate keys it. The
- * GPU engine (issue 8) keeps this loop and swaps the forward.
+/* engine.h - the rollout engine's loop over the paged KV cache: groups of samples that
+ * share a prompt go through the continuous-batching scheduler (scheduler.h), each step's
+ * block copies and forward run on paged_model (paged_model.h, the CPU) or, given a
+ * gpu_model, on gpu_paged (kernels/model_gpu.h: the GPU, with that model's weights in
+ * place), and every draw is sampled on the host with sample_next keyed by (seed, the
+ * sample's seq_id, its position), exactly as sample_generate keys it.
  *
  * Against sample_generate: the prompt of consecutive sequences with equal prompts is
  * prefilled once and its KV blocks shared; sequences join and leave the running batch
@@ -15,6 +15,7 @@
 
 #include "err.h"
 #include "model.h"
+#include "model_gpu.h"
 #include "sampling.h"
 #include "scheduler.h"
 
@@ -23,6 +24,8 @@ typedef struct engine_opts {
     int n_blocks;   /* the pool; 0: enough that no running sample is ever preempted */
     int max_tokens; /* tokens per forward (decodes + prefill chunks); 0: running samples + 1024 */
     int watermark;  /* free blocks an admission leaves; 0: 1 */
+    gpu_model *gpu; /* NULL: the forward on the CPU; else on the GPU with this model's weights
+                       (the model's config must be m's); logits come back to the host */
 } engine_opts;
 
 /* Generates seqs[0..n) as sample_generate does. o->batch bounds the running samples (0:

@@ -57,27 +57,6 @@ static void make_shapes(void) {
     for (int i = 0; i < 33; i++) shapes[3].lens[i] = 50 + (i * 37) % 31; /* 50..80: 2,107 tokens in all */
 }
 
-/* Random parameters: matrices normal with std 1/sqrt(fan-in) (the embedding 2.5/sqrt(C),
- * so that a tied head's logits have a standard deviation near 2.5, not sqrt(C)),
- * norm weights 1 + 0.1 normal, biases 0.1 normal. */
-static model *random_model(const model_config *c, uint64_t seed) {
-    rlvr_err e = {{0}};
-    model *m = model_init(c, seed, &e);
-    if (!m) {
-        fprintf(stderr, "model_init: %s\n", e.msg);
-        exit(1);
-    }
-    for (int i = 0; i < m->n_table; i++) {
-        model_param *p = &m->table[i];
-        rng_stream r;
-        rng_stream_init(&r, seed + 77, (uint64_t)i);
-        int is_norm = strstr(p->name, "norm") != NULL, is_bias = strstr(p->name, ".bias") != NULL;
-        int is_embed = strcmp(p->name, "model.embed_tokens.weight") == 0;
-        float std = is_norm || is_bias ? 0.1f : is_embed ? 2.5f / sqrtf((float)c->hidden) : 1.0f / sqrtf((float)p->shape[1]);
-        for (size_t k = 0; k < p->numel; k++) p->data[k] = (is_norm ? 1.0f : 0.0f) + std * rng_stream_normal(&r);
-    }
-    return m;
-}
 
 typedef struct batch {
     int n_seqs, T, max_len;

@@ -1,0 +1,232 @@
+/* model_gpu_paged.c - the rollout engine's forward on the GPU: the layers of
+ * gpu_model_forward over a step's new rows, their K/V kept in a paged pool and attention
+ * read through block tables (kernels/paged_attention.cu), then the logits of the rows
+ * that draw a token. It reads the gpu_model's weights in place, so a training model's
+ * optimizer step is seen by the next rollout without a copy. CPU twin:
+ * paged_model_forward (rollout/paged_model.c), which the tests compare with. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_gpu_impl.h"
+
+struct gpu_paged {
+    gpu_model *g;
+    int n_blocks, block_size, max_tokens, max_seqs, max_blocks, max_draws;
+    size_t layer_elems; /* one layer's pool, K or V: n_blocks * block_size * KV * D */
+    void *pool;         /* K of every layer, then V of every layer */
+    void *mem;          /* activations and index arrays */
+    /* activations, max_tokens rows unless said */
+    void *x, *x_mid, *xn, *tmp, *q, *q_raw, *k, *k_raw, *v, *att, *gate, *up, *h;
+    float *lse;            /* [T, H] */
+    void *rows, *rows_n;   /* [max_draws, C] */
+    float *logits;         /* [max_draws, V] */
+    int *tokens, *positions, *slots, *cu_q, *seq_lens, *tables, *logit_rows, *copies;
+};
+
+/* Carves (or, with base NULL, counts) the activations and index arrays. */
+static void paged_layout(gpu_paged *p, const model_config *c, kern_dtype dt, bump *b) {
+    size_t T = (size_t)p->max_tokens, C = (size_t)c->hidden, HD = (size_t)c->heads * c->head_dim,
+           KVD = (size_t)c->kv_heads * c->head_dim, I = (size_t)c->intermediate, R = (size_t)p->max_draws,
+           ds = kern_dtype_size(dt), i4 = sizeof(int);
+    p->x = take(b, T * C * ds);
+    p->x_mid = take(b, T * C * ds);
+    p->xn = take(b, T * C * ds);
+    p->tmp = take(b, T * C * ds);
+    p->q = take(b, T * HD * ds);
+    p->q_raw = c->qk_norm ? take(b, T * HD * ds) : NULL;
+    p->k = take(b, T * KVD * ds);
+    p->k_raw = c->qk_norm ? take(b, T * KVD * ds) : NULL;
+    p->v = take(b, T * KVD * ds);
+    p->att = take(b, T * HD * ds);
+    p->gate = take(b, T * I * ds);
+    p->up = take(b, T * I * ds);
+    p->h = take(b, T * I * ds);
+    p->lse = take(b, T * (size_t)c->heads * sizeof(float));
+    p->rows = take(b, R * C * ds);
+    p->rows_n = take(b, R * C * ds);
+    p->logits = take(b, R * (size_t)c->vocab * sizeof(float));
+    p->tokens = take(b, T * i4);
+    p->positions = take(b, T * i4);
+    p->slots = take(b, T * i4);
+    p->cu_q = take(b, ((size_t)p->max_seqs + 1) * i4);
+    p->seq_lens = take(b, (size_t)p->max_seqs * i4);
+    p->tables = take(b, (size_t)p->max_seqs * p->max_blocks * i4);
+    p->logit_rows = take(b, R * i4);
+    p->copies = take(b, (size_t)p->max_seqs * 3 * i4); /* a step copies at most a block a sequence */
+}
+
+static size_t pool_bytes(const model_config *c, kern_dtype dt, int n_blocks, int block_size) {
+    return 2 * (size_t)c->layers * n_blocks * block_size * c->kv_heads * c->head_dim * kern_dtype_size(dt);
+}
+
+size_t gpu_paged_bytes(const model_config *c, kern_dtype dt, int n_blocks, int block_size, int max_tokens,
+                       int max_seqs, int max_blocks, int max_draws) {
+    gpu_paged p = {.max_tokens = max_tokens, .max_seqs = max_seqs, .max_blocks = max_blocks, .max_draws = max_draws};
+    bump b = {NULL, 0};
+    paged_layout(&p, c, dt, &b);
+    return pool_bytes(c, dt, n_blocks, block_size) + b.off;
+}
+
+gpu_paged *gpu_paged_new(gpu_model *g, int n_blocks, int block_size, int max_tokens, int max_seqs, int max_blocks,
+                         int max_draws, rlvr_err *e) {
+    const model_config *c = &g->cfg;
+    if (n_blocks < 1 || block_size < 1 || (block_size & (block_size - 1)) || max_tokens < 1 || max_seqs < 1 ||
+        max_blocks < 1 || max_draws < 1) {
+        err_set(e, "GPU paged forward: bad sizes (%d blocks of %d positions, %d rows, %d sequences, tables of %d, "
+                   "%d draws; the block size a power of two)",
+                n_blocks, block_size, max_tokens, max_seqs, max_blocks, max_draws);
+        return NULL;
+    }
+    gpu_paged *p = calloc(1, sizeof *p);
+    if (!p) {
+        err_set(e, "out of memory");
+        return NULL;
+    }
+    *p = (gpu_paged){.g = g, .n_blocks = n_blocks, .block_size = block_size, .max_tokens = max_tokens,
+                     .max_seqs = max_seqs, .max_blocks = max_blocks, .max_draws = max_draws};
+    p->layer_elems = (size_t)n_blocks * block_size * c->kv_heads * c->head_dim;
+    bump b = {NULL, 0};
+    paged_layout(p, c, g->o.dtype, &b);
+    if (!(p->pool = kern_malloc(pool_bytes(c, g->o.dtype, n_blocks, block_size), e)) ||
+        !(p->mem = kern_malloc(b.off, e))) {
+        err_prefix(e, "GPU paged forward (KV pool of %d blocks of %d positions)", n_blocks, block_size);
+        gpu_paged_free(p);
+        return NULL;
+    }
+    b = (bump){p->mem, 0};
+    paged_layout(p, c, g->o.dtype, &b);
+    return p;
+}
+
+void gpu_paged_free(gpu_paged *p) {
+    if (!p) return;
+    kern_free(p->pool);
+    kern_free(p->mem);
+    free(p);
+}
+
+const float *gpu_paged_logits(const gpu_paged *p) { return p->logits; }
+
+/* Layer l's pool, K (v = 0) or V (v = 1). */
+static void *pool_of(const gpu_paged *p, int l, int v) {
+    size_t i = ((size_t)v * p->g->cfg.layers + (size_t)l) * p->layer_elems;
+    return (char *)p->pool + i * p->g->dsz;
+}
+
+int gpu_paged_copy(gpu_paged *p, const int *copies, int n_copies, rlvr_err *e) {
+    if (n_copies == 0) return 0;
+    if (n_copies < 0 || n_copies > p->max_seqs)
+        return err_set(e, "GPU paged forward: %d block copies in one step (room for %d)", n_copies, p->max_seqs);
+    const model_config *c = &p->g->cfg;
+    if (kern_memcpy_h2d(p->copies, copies, (size_t)n_copies * 3 * sizeof(int), e) != 0) return -1;
+    if (kern_kv_block_copy(p->g->o.dtype, pool_of(p, 0, 0), pool_of(p, 0, 1), p->copies, n_copies, c->layers,
+                           p->layer_elems, p->n_blocks, p->block_size, c->kv_heads, c->head_dim, NULL, e) != 0)
+        return -1;
+    return 0;
+}
+
+#define TRY(call)                                                                                                      \
+    do {                                                                                                               \
+        if ((call) != 0) return -1;                                                                                    \
+    } while (0)
+
+/* The step's index arrays onto the device, after checking them against the room. */
+static int upload_step(gpu_paged *p, const gpu_paged_step *s, int *max_q, int *max_len, rlvr_err *e) {
+    if (s->n_seqs < 1 || s->n_seqs > p->max_seqs || s->n_tokens < 1 || s->n_tokens > p->max_tokens ||
+        s->n_draws < 0 || s->n_draws > p->max_draws || s->max_blocks < 1 || s->max_blocks > p->max_blocks)
+        return err_set(e, "GPU paged forward: a step of %d rows, %d sequences, %d draws and tables of %d (room for "
+                          "%d, %d, %d, %d)",
+                       s->n_tokens, s->n_seqs, s->n_draws, s->max_blocks, p->max_tokens, p->max_seqs, p->max_draws,
+                       p->max_blocks);
+    if (s->cu_q[0] != 0 || s->cu_q[s->n_seqs] != s->n_tokens)
+        return err_set(e, "GPU paged forward: cu_q runs %d .. %d over %d rows", s->cu_q[0], s->cu_q[s->n_seqs],
+                       s->n_tokens);
+    const model_config *c = &p->g->cfg;
+    *max_q = 0, *max_len = 0;
+    for (int i = 0; i < s->n_seqs; i++) {
+        int n_new = s->cu_q[i + 1] - s->cu_q[i];
+        if (n_new < 1 || s->seq_lens[i] < n_new || s->seq_lens[i] > s->max_blocks * p->block_size)
+            return err_set(e, "GPU paged forward: sequence %d has %d new rows and %d positions (tables hold %d)", i,
+                           n_new, s->seq_lens[i], s->max_blocks * p->block_size);
+        if (c->sliding_window && s->seq_lens[i] > c->sliding_window)
+            return err_set(e, "GPU paged forward: sequence %d: %d positions exceed the sliding window (%d), which is "
+                              "not supported",
+                           i, s->seq_lens[i], c->sliding_window);
+        if (n_new > *max_q) *max_q = n_new;
+        if (s->seq_lens[i] > *max_len) *max_len = s->seq_lens[i];
+    }
+    for (int t = 0; t < s->n_tokens; t++)
+        if (s->tokens[t] < 0 || s->tokens[t] >= c->vocab)
+            return err_set(e, "GPU paged forward: row %d is token %d, outside the vocabulary [0, %d)", t, s->tokens[t],
+                           c->vocab);
+    for (int d = 0; d < s->n_draws; d++)
+        if (s->logit_rows[d] < 0 || s->logit_rows[d] >= s->n_tokens)
+            return err_set(e, "GPU paged forward: draw %d reads row %d of %d", d, s->logit_rows[d], s->n_tokens);
+    size_t T = (size_t)s->n_tokens, S = (size_t)s->n_seqs, i4 = sizeof(int);
+    TRY(kern_memcpy_h2d(p->tokens, s->tokens, T * i4, e));
+    TRY(kern_memcpy_h2d(p->positions, s->positions, T * i4, e));
+    TRY(kern_memcpy_h2d(p->slots, s->slot_mapping, T * i4, e));
+    TRY(kern_memcpy_h2d(p->cu_q, s->cu_q, (S + 1) * i4, e));
+    TRY(kern_memcpy_h2d(p->seq_lens, s->seq_lens, S * i4, e));
+    TRY(kern_memcpy_h2d(p->tables, s->block_tables, S * (size_t)s->max_blocks * i4, e));
+    if (s->n_draws) TRY(kern_memcpy_h2d(p->logit_rows, s->logit_rows, (size_t)s->n_draws * i4, e));
+    return 0;
+}
+
+/* Layer l over the step's rows: x in, x out (through x_mid). The calls of layer_forward
+ * in model_gpu.c, with the K/V write and the paged attention in place of the packed one. */
+static int paged_layer(gpu_paged *p, int l, const kern_paged_batch *pb, int T, rlvr_err *e) {
+    gpu_model *g = p->g;
+    const model_config *c = &g->cfg;
+    const gm_layer *w = &g->w[l];
+    kern_dtype dt = g->o.dtype;
+    int C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D,
+        I = c->intermediate;
+    float eps = c->rms_eps;
+    kern_blas *bl = g->blas;
+    void *q_dst = c->qk_norm ? p->q_raw : p->q, *k_dst = c->qk_norm ? p->k_raw : p->k;
+    TRY(kern_rmsnorm_forward(dt, p->xn, NULL, p->x, w->input_norm, T, C, eps, NULL, e));
+    TRY(kern_matmul_forward(bl, dt, q_dst, p->xn, w->wq, w->bq, T, C, HD, NULL, e));
+    TRY(kern_matmul_forward(bl, dt, k_dst, p->xn, w->wk, w->bk, T, C, KVD, NULL, e));
+    TRY(kern_matmul_forward(bl, dt, p->v, p->xn, w->wv, w->bv, T, C, KVD, NULL, e));
+    if (c->qk_norm) {
+        TRY(kern_rmsnorm_forward(dt, p->q, NULL, p->q_raw, w->q_norm, T * H, D, eps, NULL, e));
+        TRY(kern_rmsnorm_forward(dt, p->k, NULL, p->k_raw, w->k_norm, T * KV, D, eps, NULL, e));
+    }
+    TRY(kern_rope_forward(dt, p->q, g->b.inv_freq, p->positions, T, H, D, NULL, e));
+    TRY(kern_rope_forward(dt, p->k, g->b.inv_freq, p->positions, T, KV, D, NULL, e));
+    TRY(kern_kv_write(dt, pool_of(p, l, 0), pool_of(p, l, 1), p->k, p->v, (size_t)KVD, p->slots, T, p->n_blocks,
+                      p->block_size, KV, D, NULL, e));
+    TRY(kern_paged_attention_forward(dt, p->att, p->lse, p->q, pool_of(p, l, 0), pool_of(p, l, 1), pb, p->n_blocks,
+                                     p->block_size, H, KV, D, NULL, e));
+    TRY(kern_matmul_forward(bl, dt, p->tmp, p->att, w->wo, w->bo, T, HD, C, NULL, e));
+    TRY(kern_residual_rmsnorm_forward(dt, p->x_mid, p->xn, NULL, p->x, p->tmp, w->post_norm, T, C, eps, NULL, e));
+    TRY(kern_matmul_forward(bl, dt, p->gate, p->xn, w->w_gate, NULL, T, C, I, NULL, e));
+    TRY(kern_matmul_forward(bl, dt, p->up, p->xn, w->w_up, NULL, T, C, I, NULL, e));
+    TRY(kern_swiglu_forward(dt, p->h, p->gate, p->up, (size_t)T * I, NULL, e));
+    TRY(kern_matmul_forward(bl, dt, p->tmp, p->h, w->w_down, NULL, T, I, C, NULL, e));
+    return kern_residual_add(dt, p->x, p->x_mid, p->tmp, (size_t)T * C, NULL, e);
+}
+
+int gpu_paged_forward(gpu_paged *p, const gpu_paged_step *s, float *logits, rlvr_err *e) {
+    gpu_model *g = p->g;
+    const model_config *c = &g->cfg;
+    kern_dtype dt = g->o.dtype;
+    int max_q = 0, max_len = 0;
+    TRY(upload_step(p, s, &max_q, &max_len, e));
+    const int T = s->n_tokens, C = c->hidden, R = s->n_draws;
+    kern_paged_batch pb = {.block_tables = p->tables, .cu_q = p->cu_q, .seq_lens = p->seq_lens,
+                           .n_seqs = s->n_seqs, .max_blocks = s->max_blocks, .T = T, .max_q = max_q,
+                           .max_seq_len = max_len};
+    TRY(kern_embedding_forward(dt, p->x, g->embed, p->tokens, T, C, NULL, e));
+    for (int l = 0; l < c->layers; l++) TRY(paged_layer(p, l, &pb, T, e));
+    if (R == 0) return 0;
+    /* the draw rows only: gathered (an embedding lookup into x), normed, times the head */
+    TRY(kern_embedding_forward(dt, p->rows, p->x, p->logit_rows, R, C, NULL, e));
+    TRY(kern_rmsnorm_forward(dt, p->rows_n, NULL, p->rows, g->final_norm, R, C, c->rms_eps, NULL, e));
+    TRY(kern_gemm(g->blas, dt, KERN_F32, 0, 1, R, c->vocab, C, 1.0f, p->rows_n, C, g->lm_head, C, 0.0f, p->logits,
+                  c->vocab, NULL, NULL, e));
+    if (logits) TRY(kern_memcpy_d2h(logits, p->logits, (size_t)R * c->vocab * sizeof(float), e));
+    return 0;
+}

@@ -1,0 +1,124 @@
+/* test_engine_gpu.c - the rollout engine with its forward on the GPU (engine_opts.gpu:
+ * gpu_paged over the gpu_model's weights, kernels/model_gpu_paged.c) against the same
+ * engine on the CPU (paged_model), on random llama-, qwen2- and qwen3-shaped models:
+ * 3 prompts x 4 samples sharing each prompt's KV blocks, 12 new tokens, greedy and at
+ * temperature 1, in fp32. The logits of the two forwards differ by float rounding only
+ * (cuBLASLt's and the CPU's sums run in other orders), so every sampled token must be the
+ * same and every sampling log-probability within 1e-4. Then the weights change on the GPU
+ * side alone (gpu_model_upload of perturbed weights, as an optimizer step would write
+ * them) and the GPU engine must follow the new weights with no other call. A gpu_model
+ * of another shape is refused. Without a device it skips; tests/CMakeLists.txt also builds
+ * it against the host emulation of the kernels (test_engine_gpu_host). */
+#include "engine.h"
+#include "gpu_test.h"
+#include "model_gpu.h"
+#include "model_shapes.h"
+
+enum { N_GROUPS = 3, G = 4, MAX_NEW = 12, N = N_GROUPS * G };
+
+static const int PROMPTS[N_GROUPS][9] = {{5, 17, 33, 2, 61, 8, 40, 9, 12}, {40, 2, 81, 9, 60}, {7, 7, 30, 44, 1, 90}};
+static const int PROMPT_LEN[N_GROUPS] = {9, 5, 6};
+
+typedef struct outputs {
+    int tokens[N][MAX_NEW], n[N];
+    float logp[N][MAX_NEW];
+} outputs;
+
+/* 0 when it ran; else the error is in e. */
+static int generate(model *m, gpu_model *g, float temperature, outputs *out, rlvr_err *e) {
+    sample_seq q[N];
+    for (int i = 0; i < N; i++)
+        q[i] = (sample_seq){.prompt = PROMPTS[i / G], .n_prompt = PROMPT_LEN[i / G], .seq_id = (uint64_t)i,
+                            .out = out->tokens[i], .out_logp = out->logp[i]};
+    sample_gen_opts o = {.params = {temperature, 0, 1.0f, 0.0f}, .seed = 42, .max_new = MAX_NEW};
+    engine_opts eo = {.gpu = g};
+    if (engine_generate(m, q, N, &o, g ? &eo : NULL, NULL, e) != 0) return -1;
+    for (int i = 0; i < N; i++) out->n[i] = q[i].n_out;
+    return 0;
+}
+
+/* The GPU engine's outputs go to *gpu_out (may be NULL). */
+static void compare(const char *what, model *m, gpu_model *g, float temperature, outputs *gpu_out) {
+    rlvr_err e = {{0}};
+    outputs cpu, gpu;
+    CHECK(generate(m, NULL, temperature, &cpu, &e) == 0, "%s: CPU engine: %s", what, e.msg);
+    CHECK(generate(m, g, temperature, &gpu, &e) == 0, "%s: GPU engine: %s", what, e.msg);
+    if (gpu_failures) return;
+    int same = 0, total = 0;
+    double max_dlp = 0;
+    for (int i = 0; i < N; i++) {
+        CHECK(gpu.n[i] == cpu.n[i], "%s: sample %d has %d tokens, the CPU's %d", what, i, gpu.n[i], cpu.n[i]);
+        for (int k = 0; k < cpu.n[i] && k < gpu.n[i]; k++) {
+            total++;
+            if (gpu.tokens[i][k] != cpu.tokens[i][k]) {
+                CHECK(0, "%s: sample %d token %d is %d, the CPU's %d", what, i, k, gpu.tokens[i][k], cpu.tokens[i][k]);
+                break;
+            }
+            same++;
+            double d = fabs((double)gpu.logp[i][k] - cpu.logp[i][k]);
+            if (!(d <= max_dlp)) max_dlp = isnan(d) ? INFINITY : d; /* NaN counts as the worst */
+            CHECK(isfinite(cpu.logp[i][k]), "%s: sample %d token %d: log-prob %g", what, i, k, cpu.logp[i][k]);
+        }
+    }
+    CHECK(max_dlp <= 1e-4, "%s: sampling log-probs differ by %.3g", what, max_dlp);
+    printf("%-28s T=%-3g tokens equal %d of %d, max |dlogp| %.3g\n", what, temperature, same, total, max_dlp);
+    if (gpu_out) *gpu_out = gpu;
+}
+
+static int differ(const outputs *a, const outputs *b) {
+    for (int i = 0; i < N; i++)
+        if (a->n[i] != b->n[i] || memcmp(a->tokens[i], b->tokens[i], (size_t)a->n[i] * sizeof(int)) != 0) return 1;
+    return 0;
+}
+
+static gpu_model *gpu_for(const model *m, rlvr_err *e) {
+    gpu_model_opts o = {.dtype = KERN_F32, .max_tokens = 64, .max_seqs = 4, .train = 0};
+    return gpu_model_new(m, &o, e);
+}
+
+int main(void) {
+    gpu_test_require_device();
+    model_config cfgs[3] = {shape_config(MODEL_LLAMA, 512, 256, 2, 4, 2, 64, 512, 4096),
+                            shape_config(MODEL_QWEN2, 397, 192, 2, 6, 2, 32, 320, 4096),
+                            shape_config(MODEL_QWEN3, 1000, 256, 3, 2, 1, 128, 384, 4096)};
+    const char *names[3] = {"llama (biases, GQA)", "qwen2 (tied, qkv bias)", "qwen3 (qk norm, tied)"};
+    cfgs[0].qkv_bias = cfgs[0].o_bias = 1;
+    cfgs[1].qkv_bias = cfgs[1].tie_embeddings = 1;
+    cfgs[2].qk_norm = cfgs[2].tie_embeddings = 1;
+    for (int s = 0; s < 3; s++) {
+        rlvr_err e = {{0}};
+        model *m = random_model(&cfgs[s], 100 + (uint64_t)s);
+        gpu_model *g = gpu_for(m, &e);
+        CHECK(g != NULL, "%s: %s", names[s], e.msg);
+        if (!g) {
+            model_free(m);
+            continue;
+        }
+        outputs before, after;
+        compare(names[s], m, g, 0.0f, NULL);
+        compare(names[s], m, g, 1.0f, &before);
+        /* new weights on the device only, then on the host for the CPU reference */
+        for (size_t i = 0; i < m->n_params; i++) m->params[i] *= 1.0f + 0.25f * ((float)(i % 7) - 3.0f) / 3.0f;
+        CHECK(gpu_model_upload(g, m, &e) == 0, "%s", e.msg);
+        char what[96];
+        snprintf(what, sizeof what, "%.6s, new weights", names[s]);
+        compare(what, m, g, 1.0f, &after);
+        CHECK(differ(&before, &after), "%s: the GPU engine's samples did not change with the weights", names[s]);
+        gpu_model_free(g);
+        model_free(m);
+    }
+    /* a gpu_model of another shape */
+    rlvr_err e = {{0}};
+    model *a = random_model(&cfgs[0], 1), *b = random_model(&cfgs[1], 2);
+    gpu_model *gb = gpu_for(b, &e);
+    CHECK(gb != NULL, "%s", e.msg);
+    if (gb) {
+        outputs out;
+        CHECK(generate(a, gb, 0.0f, &out, &e) == -1 && strstr(e.msg, "parameters"),
+              "a GPU model of another shape: %s", e.msg);
+        gpu_model_free(gb);
+    }
+    model_free(a);
+    model_free(b);
+    return gpu_test_finish();
+}
