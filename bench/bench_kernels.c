@@ -28,17 +28,6 @@
 #include "rng.h"
 #include "safetensors.h"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Random normal bf16 (scale s) in device memory. */
 static void *dev_randn(size_t n, float s, uint64_t seed) {
     rlvr_err e = {{0}};
@@ -70,25 +59,8 @@ static void *dev_zeros(size_t bytes) {
     return d;
 }
 
-typedef int (*bench_fn)(void *ctx, rlvr_err *e);
-
 /* Median seconds of `iters` synchronized runs after two warm-ups. */
-static double time_it(bench_fn fn, void *ctx, int iters) {
-    rlvr_err e = {{0}};
-    double *t = malloc((size_t)iters * sizeof *t);
-    for (int i = -2; i < iters; i++) {
-        double t0 = now();
-        if (fn(ctx, &e) != 0 || kern_synchronize(&e) != 0) {
-            fprintf(stderr, "bench_kernels: %s\n", e.msg);
-            exit(1);
-        }
-        if (i >= 0) t[i] = now() - t0;
-    }
-    qsort(t, (size_t)iters, sizeof *t, cmp_double);
-    double med = t[iters / 2];
-    free(t);
-    return med;
-}
+static double time_it(bench_gpu_fn fn, void *ctx, int iters) { return bench_gpu_median_s(fn, ctx, iters, "bench_kernels"); }
 
 typedef struct bench {
     kern_blas *blas;
@@ -216,7 +188,7 @@ int main(int argc, char **argv) {
     double lm = 2.0 * T * C * b.V;
     struct {
         const char *name;
-        bench_fn fn;
+        bench_gpu_fn fn;
         double flops, bytes;
     } rows[] = {
         {"linear 896->4864 forward", linear_fwd, lin, 0},

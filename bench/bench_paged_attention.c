@@ -22,17 +22,6 @@
 #include "rng.h"
 #include "safetensors.h"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void die(const char *what, const char *msg) {
     fprintf(stderr, "bench_paged_attention: %s: %s\n", what, msg);
     exit(1);
@@ -86,19 +75,9 @@ static int run(bench *x, rlvr_err *e) {
     }
 }
 
-static double time_it(bench *x, int iters) {
-    rlvr_err e = {{0}};
-    double *t = malloc((size_t)iters * sizeof *t);
-    for (int i = -2; i < iters; i++) {
-        const double t0 = now();
-        if (run(x, &e) != 0 || kern_synchronize(&e) != 0) die("run", e.msg);
-        if (i >= 0) t[i] = now() - t0;
-    }
-    qsort(t, (size_t)iters, sizeof *t, cmp_double);
-    const double med = t[iters / 2];
-    free(t);
-    return med;
-}
+static int run_fn(void *x, rlvr_err *e) { return run((bench *)x, e); }
+
+static double time_it(bench *x, int iters) { return bench_gpu_median_s(run_fn, x, iters, "bench_paged_attention"); }
 
 int main(int argc, char **argv) {
     int B = 64, L = 1024, G = 8, P = 512, S = 512, iters = 20, H = 14, KV = 2, D = 64;

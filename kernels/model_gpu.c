@@ -409,11 +409,6 @@ int gpu_model_optimizer_download(gpu_model *g, float *m, float *v, long long *st
 
 /* ---- forward ---------------------------------------------------------------------------------- */
 
-#define TRY(call)                                                                                                      \
-    do {                                                                                                               \
-        if ((call) != 0) return -1;                                                                                    \
-    } while (0)
-
 /* Element i of a dtype-dt buffer. */
 static void *at(const gpu_model *g, void *p, size_t i) { return (char *)p + i * g->dsz; }
 

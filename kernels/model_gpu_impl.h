@@ -84,6 +84,12 @@ struct gpu_model {
     int *h_pos, *h_cu, *h_order, *h_starts, *h_unique; /* host staging */
 };
 
+/* Returns -1 from the enclosing function when call fails (the error is already in e). */
+#define TRY(call)                                                                                                      \
+    do {                                                                                                               \
+        if ((call) != 0) return -1;                                                                                    \
+    } while (0)
+
 /* Carving one allocation into buffers: with base NULL, only counting its bytes. */
 typedef struct bump {
     char *base;

@@ -126,11 +126,6 @@ int gpu_paged_copy(gpu_paged *p, const int *copies, int n_copies, rlvr_err *e) {
     return 0;
 }
 
-#define TRY(call)                                                                                                      \
-    do {                                                                                                               \
-        if ((call) != 0) return -1;                                                                                    \
-    } while (0)
-
 /* The step's index arrays onto the device, after checking them against the room. */
 static int upload_step(gpu_paged *p, const gpu_paged_step *s, int *max_q, int *max_len, rlvr_err *e) {
     if (s->n_seqs < 1 || s->n_seqs > p->max_seqs || s->n_tokens < 1 || s->n_tokens > p->max_tokens ||
