@@ -78,6 +78,20 @@ gpu_paged *gpu_paged_new(gpu_model *g, int n_blocks, int block_size, int max_tok
                 n_blocks, block_size, max_tokens, max_seqs, max_blocks, max_draws);
         return NULL;
     }
+    /* the pool and the activations must fit in what the device has free, with the
+     * training model's headroom left: a clear error now, not an out-of-memory mid-step */
+    kern_device_info info;
+    if (kern_device_info_get(0, &info, e) != 0) return NULL;
+    const size_t need = gpu_paged_bytes(c, g->o.dtype, n_blocks, block_size, max_tokens, max_seqs, max_blocks,
+                                        max_draws);
+    if (need + g->plan.headroom > info.free_memory) {
+        err_set(e, "GPU paged forward: the KV pool (%d blocks of %d positions) and activations need %.2f GiB but "
+                   "only %.2f GiB of the device's %.2f GiB is free; lower rollout.prompts_per_step x "
+                   "rollout.group_size or rollout.max_new_tokens",
+                n_blocks, block_size, (double)need / (1 << 30), (double)info.free_memory / (1 << 30),
+                (double)info.total_memory / (1 << 30));
+        return NULL;
+    }
     gpu_paged *p = calloc(1, sizeof *p);
     if (!p) {
         err_set(e, "out of memory");

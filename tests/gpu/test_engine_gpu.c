@@ -7,7 +7,8 @@
  * same and every sampling log-probability within 1e-4. Then the weights change on the GPU
  * side alone (gpu_model_upload of perturbed weights, as an optimizer step would write
  * them) and the GPU engine must follow the new weights with no other call. A gpu_model
- * of another shape is refused. Without a device it skips; tests/CMakeLists.txt also builds
+ * of another shape is refused, and so is a KV pool larger than the device's free memory,
+ * by its sizes, before any allocation. Without a device it skips; tests/CMakeLists.txt also builds
  * it against the host emulation of the kernels (test_engine_gpu_host). */
 #include "engine.h"
 #include "gpu_test.h"
@@ -116,6 +117,11 @@ int main(void) {
         outputs out;
         CHECK(generate(a, gb, 0.0f, &out, &e) == -1 && strstr(e.msg, "parameters"),
               "a GPU model of another shape: %s", e.msg);
+        /* 2^27 blocks of 16 positions: terabytes of K/V */
+        gpu_paged *big = gpu_paged_new(gb, 1 << 27, 16, 64, 8, 4, 8, &e);
+        CHECK(!big && strstr(e.msg, "KV pool (134217728 blocks of 16 positions)") && strstr(e.msg, "free"),
+              "an oversized pool: %s", big ? "accepted" : e.msg);
+        gpu_paged_free(big);
         gpu_model_free(gb);
     }
     model_free(a);
