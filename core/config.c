@@ -1039,6 +1039,10 @@ static int check_run_name(const char *name, rlvr_err *e) {
 
 int config_check(const rlvr_config *c, rlvr_err *e) {
     if (check_run_name(c->name, e) != 0) return -1;
+    if (strcmp(c->rollout_device, "cuda") == 0 && strcmp(c->device, "cuda") != 0)
+        return err_set(e, "rollout.device = \"cuda\" needs device = \"cuda\" (the rollout engine reads the policy's "
+                          "GPU weights), got device = \"%s\"",
+                       c->device);
     if (c->model_init_kv_heads <= 0 || c->model_init_heads % c->model_init_kv_heads != 0)
         return err_set(e,
                        "model.init.kv_heads = %lld must divide model.init.heads = %lld (each key/value head is "

@@ -9,6 +9,9 @@
 #     (within 1e-4 relative: the packed attention sums in another order than the KV-cache one);
 #   - train.recompute = true logs the same numbers bit for bit;
 #   - a run stopped after step 2 and resumed logs, bit for bit, what the straight run did;
+#   - rollout.device = "cuda" (the engine's forward on the GPU model's weights) samples the
+#     same completions as the CPU engine and logs the same numbers within 1e-4; it is
+#     refused without device = "cuda";
 #   - bf16 SFT lowers the loss.
 . "$(dirname "$0")/lib.sh"
 cd "$TMP"
@@ -57,6 +60,16 @@ run "$HOST_GPU" train tiny.lua --set name=rl_gpu --set device=cuda --set train.d
 expect_status 0
 expect_out "reference model on the GPU (forward only)"
 close rl_cpu rl_gpu
+run "$HOST_GPU" train tiny.lua --set name=rl_gpu_rollout --set device=cuda --set train.dtype=fp32 --set rollout.device=cuda
+expect_status 0
+close rl_gpu rl_gpu_rollout
+C() { sqlite3 "runs/$1/run.db" "select hex(completion_ids) from samples order by step, group_index, sample_index"; }
+LAST="rollout.device = cuda: the same completions"
+if [ "$(C rl_gpu | md5sum)" = "$(C rl_gpu_rollout | md5sum)" ] && [ "$(C rl_gpu | wc -l)" = 64 ]; then ok; else
+    bad "completions differ ($(C rl_gpu | wc -l) and $(C rl_gpu_rollout | wc -l) samples)"; fi
+run "$HOST_GPU" train tiny.lua --set name=rl_cpu_device --set rollout.device=cuda
+expect_status 2
+expect_err 'rollout.device = "cuda" needs device = "cuda"'
 run "$HOST_GPU" train tiny.lua --set name=rl_recompute --set device=cuda --set train.dtype=fp32 --set train.recompute=true
 expect_status 0
 same rl_gpu rl_recompute
