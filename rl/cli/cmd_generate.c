@@ -29,6 +29,8 @@ static const cli_opt GEN_OPTS[] = {
     {"stop-ids", "IDS", "token ids that end a sample (default: the config's and the tokenizer's eos)", 0},
     {"batch", "N", "sequences decoded together, at least one prompt's --n (default 16)", 0},
     {"threads", "N", "CPU threads (default: online CPUs, at most 8)", 0},
+    {"device", "cpu|cuda", "where the forward runs: the CPU, or the GPU engine over a paged KV cache (default cpu)", 0},
+    {"dtype", "bf16|fp32", "with --device cuda, the GPU's weights and activations (default bf16)", 0},
     {"out", "FILE", "write the JSONL here instead of stdout", 0},
 };
 
@@ -204,11 +206,26 @@ static int generate_run(const cli_args *a) {
         cmd_error("generate: %s", e.msg);
         return EXIT_USAGE;
     }
+    const char *device = cli_get(a, "device"), *dtype = cli_get(a, "dtype");
+    if (device && strcmp(device, "cpu") != 0 && strcmp(device, "cuda") != 0) {
+        cmd_error("generate: --device must be cpu or cuda, got '%s'", device);
+        return EXIT_USAGE;
+    }
+    if (dtype && strcmp(dtype, "bf16") != 0 && strcmp(dtype, "fp32") != 0) {
+        cmd_error("generate: --dtype must be bf16 or fp32, got '%s'", dtype);
+        return EXIT_USAGE;
+    }
+    const int on_gpu = device && strcmp(device, "cuda") == 0;
+    if (dtype && !on_gpu) {
+        cmd_error("generate: --dtype goes with --device cuda");
+        return EXIT_USAGE;
+    }
     model *m = model_load(dir, &e);
     if (!m) {
         cmd_error("%s", e.msg);
         return EXIT_USAGE;
     }
+    gpu_model *g = NULL; /* --device cuda: the weights on the GPU, forward only */
     int status = EXIT_OK, *stop = NULL, n_stop = 0;
     prompt_list p = {0};
     prompt_ctx pc = {.model_dir = dir, .vocab = m->cfg.vocab, .chat = cli_has(a, "chat")};
@@ -258,7 +275,18 @@ static int generate_run(const cli_args *a) {
             seqs[k] = (sample_seq){.prompt = p.ids[i], .n_prompt = p.len[i], .seq_id = k,
                                    .out = outs + k * (size_t)max_new, .out_logp = lps + k * (size_t)max_new};
         }
-    if (engine_generate(m, seqs, (int)total, &o, NULL, NULL, &e) != 0) {
+    if (on_gpu) {
+        /* the packed forward's buffers are not used by the engine: the smallest plan */
+        gpu_model_opts go = {.dtype = dtype && strcmp(dtype, "fp32") == 0 ? KERN_F32 : KERN_BF16, .max_tokens = 1,
+                             .max_seqs = 1, .train = 0};
+        if (!(g = gpu_model_new(m, &go, &e))) {
+            cmd_error("generate: --device cuda: %s", e.msg);
+            status = EXIT_FAIL;
+            goto done;
+        }
+    }
+    engine_opts eo = {.gpu = g};
+    if (engine_generate(m, seqs, (int)total, &o, &eo, NULL, &e) != 0) {
         cmd_error("generate: %s", e.msg);
         status = EXIT_FAIL;
         goto done;
@@ -319,6 +347,7 @@ done:
     prompts_free(&p);
     sb_free(&line);
     tok_free(pc.tok);
+    gpu_model_free(g);
     model_free(m);
     return status;
 }
@@ -339,7 +368,9 @@ const command cmd_generate = {
                "completion_ids, completion (with a tokenizer: the decoded text without special\n"
                "tokens; ids beyond the tokenizer's vocabulary decode to nothing), logprobs (of\n"
                "each sampled token under the distribution it was drawn from) and finish_reason\n"
-               "(\"stop\" or \"length\"). The same seed gives the same samples whatever --batch is.",
+               "(\"stop\" or \"length\"). The same seed gives the same samples whatever --batch is (on the\n"
+               "CPU; with --device cuda a matrix product over another number of rows may round\n"
+               "differently).",
     .opts = GEN_OPTS,
     .n_opts = sizeof GEN_OPTS / sizeof *GEN_OPTS,
     .max_positional = 0,

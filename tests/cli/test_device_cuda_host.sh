@@ -12,6 +12,7 @@
 #   - rollout.device = "cuda" (the engine's forward on the GPU model's weights) samples the
 #     same completions as the CPU engine and logs the same numbers within 1e-4; it is
 #     refused without device = "cuda";
+#   - rlvr generate --device cuda --dtype fp32 gives the CPU's completions;
 #   - bf16 SFT lowers the loss.
 . "$(dirname "$0")/lib.sh"
 cd "$TMP"
@@ -67,6 +68,24 @@ C() { sqlite3 "runs/$1/run.db" "select hex(completion_ids) from samples order by
 LAST="rollout.device = cuda: the same completions"
 if [ "$(C rl_gpu | md5sum)" = "$(C rl_gpu_rollout | md5sum)" ] && [ "$(C rl_gpu | wc -l)" = 64 ]; then ok; else
     bad "completions differ ($(C rl_gpu | wc -l) and $(C rl_gpu_rollout | wc -l) samples)"; fi
+G="generate --model runs/rl_gpu/model --prompt-ids 3,4,5,6,7 --n 8 --max-new-tokens 40 --seed 7"
+run "$HOST_GPU" $G --out gen_cpu.jsonl
+expect_status 0
+run "$HOST_GPU" $G --device cuda --dtype fp32 --out gen_gpu.jsonl
+expect_status 0
+ids() { grep -o '"completion_ids": \[[^]]*\]' "$1"; }
+LAST="generate --device cuda: the CPU's completions"
+if [ "$(ids gen_cpu.jsonl)" = "$(ids gen_gpu.jsonl)" ] && [ "$(ids gen_gpu.jsonl | wc -l)" = 8 ]; then ok; else
+    bad "$(ids gen_cpu.jsonl | tr '\n' ' ') / $(ids gen_gpu.jsonl | tr '\n' ' ')"; fi
+# and their sampling log-probs within 1e-4 (the two forwards round differently)
+lps() { grep -o '"logprobs": \[[^]]*\]' "$1" | tr -d '"logprobs:[]' | tr ',' '\n' | tr -d ' '; }
+LAST="generate --device cuda: the CPU's log-probs"
+if paste -d' ' <(lps gen_cpu.jsonl) <(lps gen_gpu.jsonl) |
+    awk '{ d = $1 - $2; if (d < 0) d = -d; if (NF != 2 || d > 1e-4) { print "token " NR ": " $0; exit 1 }; n++ }
+         END { if (n != 320) { print n " log-probs"; exit 1 } }'; then ok; else bad "differ"; fi
+run "$HOST_GPU" $G --dtype fp32
+expect_status 2
+expect_err "--dtype goes with --device cuda"
 run "$HOST_GPU" train tiny.lua --set name=rl_cpu_device --set rollout.device=cuda
 expect_status 2
 expect_err 'rollout.device = "cuda" needs device = "cuda"'
