@@ -428,14 +428,12 @@ static float *lm_cmax_at(const gpu_model *g, int r0) {
 
 static gm_slot *slot_of(const gpu_model *g, int l) { return &g->slots[g->n_slots == 1 ? 0 : l]; }
 
-/* Layer l forward from x_in into slot s; x_out (may be NULL: recomputation, where the
- * layer's output is already kept) gets x_mid + MLP. The same calls in the same order
- * whether it runs in the forward pass or recomputes before backward. */
-static int layer_forward(gpu_model *g, int l, const void *x_in, gm_slot *s, void *x_out, rlvr_err *e) {
+int gm_layer_forward(gpu_model *g, int l, int T, const int *pos, const void *x_in, gm_slot *s, void *tmp,
+                     gm_attention_fn attend, void *ctx, void *x_out, rlvr_err *e) {
     const model_config *c = &g->cfg;
     const gm_layer *w = &g->w[l];
     kern_dtype dt = g->o.dtype;
-    int T = g->T, C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D,
+    int C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D,
         I = c->intermediate;
     float eps = c->rms_eps;
     kern_blas *bl = g->blas;
@@ -448,20 +446,35 @@ static int layer_forward(gpu_model *g, int l, const void *x_in, gm_slot *s, void
         TRY(kern_rmsnorm_forward(dt, s->q, s->q_rstd, s->q_raw, w->q_norm, T * H, D, eps, NULL, e));
         TRY(kern_rmsnorm_forward(dt, s->k, s->k_rstd, s->k_raw, w->k_norm, T * KV, D, eps, NULL, e));
     }
-    TRY(kern_rope_forward(dt, s->q, g->b.inv_freq, g->b.pos, T, H, D, NULL, e));
-    TRY(kern_rope_forward(dt, s->k, g->b.inv_freq, g->b.pos, T, KV, D, NULL, e));
-    TRY(kern_attention_forward(dt, s->att, s->lse, s->q, s->k, s->v, g->b.cu, g->n_seqs, g->max_seqlen, H, KV, D,
-                               NULL, e));
-    TRY(kern_matmul_forward(bl, dt, g->b.tmp, s->att, w->wo, w->bo, T, HD, C, NULL, e));
+    TRY(kern_rope_forward(dt, s->q, g->b.inv_freq, pos, T, H, D, NULL, e));
+    TRY(kern_rope_forward(dt, s->k, g->b.inv_freq, pos, T, KV, D, NULL, e));
+    TRY(attend(ctx, l, s, e));
+    TRY(kern_matmul_forward(bl, dt, tmp, s->att, w->wo, w->bo, T, HD, C, NULL, e));
     /* x_mid = x + attention, then xn2 = rmsnorm(x_mid), in one pass */
-    TRY(kern_residual_rmsnorm_forward(dt, s->x_mid, s->xn2, s->rstd2, x_in, g->b.tmp, w->post_norm, T, C, eps, NULL,
-                                      e));
+    TRY(kern_residual_rmsnorm_forward(dt, s->x_mid, s->xn2, s->rstd2, x_in, tmp, w->post_norm, T, C, eps, NULL, e));
     TRY(kern_matmul_forward(bl, dt, s->gate, s->xn2, w->w_gate, NULL, T, C, I, NULL, e));
     TRY(kern_matmul_forward(bl, dt, s->up, s->xn2, w->w_up, NULL, T, C, I, NULL, e));
     TRY(kern_swiglu_forward(dt, s->h, s->gate, s->up, (size_t)T * I, NULL, e));
     if (!x_out) return 0;
-    TRY(kern_matmul_forward(bl, dt, g->b.tmp, s->h, w->w_down, NULL, T, I, C, NULL, e));
-    return kern_residual_add(dt, x_out, s->x_mid, g->b.tmp, (size_t)T * C, NULL, e);
+    TRY(kern_matmul_forward(bl, dt, tmp, s->h, w->w_down, NULL, T, I, C, NULL, e));
+    return kern_residual_add(dt, x_out, s->x_mid, tmp, (size_t)T * C, NULL, e);
+}
+
+/* The training forward's attention: packed sequences (cu_seqlens), causal. */
+static int packed_attention(void *ctx, int l, const gm_slot *s, rlvr_err *e) {
+    const gpu_model *g = ctx;
+    const model_config *c = &g->cfg;
+    (void)l;
+    return kern_attention_forward(g->o.dtype, s->att, s->lse, s->q, s->k, s->v, g->b.cu, g->n_seqs, g->max_seqlen,
+                                  c->heads, c->kv_heads, c->head_dim, NULL, e);
+}
+
+/* Layer l of the training forward from x_in into slot s; x_out (may be NULL:
+ * recomputation, where the layer's output is already kept) gets x_mid + MLP. The same
+ * calls in the same order whether it runs in the forward pass or recomputes before
+ * backward. */
+static int layer_forward(gpu_model *g, int l, const void *x_in, gm_slot *s, void *x_out, rlvr_err *e) {
+    return gm_layer_forward(g, l, g->T, g->b.pos, x_in, s, g->b.tmp, packed_attention, g, x_out, e);
 }
 
 int gpu_model_forward(gpu_model *g, int n_seqs, const int *seq_len, const int *tokens, const int *targets,
@@ -537,8 +550,7 @@ static int layer_backward(gpu_model *g, int l, rlvr_err *e) {
     kern_blas *bl = g->blas;
     int T = g->T, C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D,
         I = c->intermediate;
-    size_t ds = g->dsz, thd = (size_t)T * HD * ds,
-           tkv = (size_t)T * KVD * ds;
+    size_t ds = g->dsz, thd = (size_t)T * HD * ds, tkv = (size_t)T * KVD * ds;
     const void *x_in = x_of(g, l);
     if (g->o.recompute) TRY(layer_forward(g, l, x_in, s, NULL, e));
     /* MLP: dx is d x_{l+1}, which flows to x_mid through the residual unchanged */

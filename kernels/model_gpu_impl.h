@@ -84,6 +84,18 @@ struct gpu_model {
     int *h_pos, *h_cu, *h_order, *h_starts, *h_unique; /* host staging */
 };
 
+/* Attention of layer l for gm_layer_forward: reads s->q, s->k (after RoPE) and s->v,
+ * writes s->att and s->lse. ctx is the caller's. */
+typedef int (*gm_attention_fn)(void *ctx, int l, const gm_slot *s, rlvr_err *e);
+
+/* One transformer layer over T rows at positions pos (device ints): x_in -> x_out (may be
+ * NULL: stop after the MLP's SwiGLU, as recomputation before backward does; may be x_in),
+ * activations in s (rstd fields may be NULL: not kept), tmp [T, C] scratch, attention by
+ * `attend`. The training forward (model_gpu.c) and the rollout engine's paged forward
+ * (model_gpu_paged.c) both run it, so they make the same calls in the same order. */
+int gm_layer_forward(gpu_model *g, int l, int T, const int *pos, const void *x_in, gm_slot *s, void *tmp,
+                     gm_attention_fn attend, void *ctx, void *x_out, rlvr_err *e);
+
 /* Returns -1 from the enclosing function when call fails (the error is already in e). */
 #define TRY(call)                                                                                                      \
     do {                                                                                                               \

@@ -183,39 +183,24 @@ static int upload_step(gpu_paged *p, const gpu_paged_step *s, int *max_q, int *m
     return 0;
 }
 
-/* Layer l over the step's rows: x in, x out (through x_mid). The calls of layer_forward
- * in model_gpu.c, with the K/V write and the paged attention in place of the packed one. */
-static int paged_layer(gpu_paged *p, int l, const kern_paged_batch *pb, int T, rlvr_err *e) {
-    gpu_model *g = p->g;
-    const model_config *c = &g->cfg;
-    const gm_layer *w = &g->w[l];
-    kern_dtype dt = g->o.dtype;
-    int C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D,
-        I = c->intermediate;
-    float eps = c->rms_eps;
-    kern_blas *bl = g->blas;
-    void *q_dst = c->qk_norm ? p->q_raw : p->q, *k_dst = c->qk_norm ? p->k_raw : p->k;
-    TRY(kern_rmsnorm_forward(dt, p->xn, NULL, p->x, w->input_norm, T, C, eps, NULL, e));
-    TRY(kern_matmul_forward(bl, dt, q_dst, p->xn, w->wq, w->bq, T, C, HD, NULL, e));
-    TRY(kern_matmul_forward(bl, dt, k_dst, p->xn, w->wk, w->bk, T, C, KVD, NULL, e));
-    TRY(kern_matmul_forward(bl, dt, p->v, p->xn, w->wv, w->bv, T, C, KVD, NULL, e));
-    if (c->qk_norm) {
-        TRY(kern_rmsnorm_forward(dt, p->q, NULL, p->q_raw, w->q_norm, T * H, D, eps, NULL, e));
-        TRY(kern_rmsnorm_forward(dt, p->k, NULL, p->k_raw, w->k_norm, T * KV, D, eps, NULL, e));
-    }
-    TRY(kern_rope_forward(dt, p->q, g->b.inv_freq, p->positions, T, H, D, NULL, e));
-    TRY(kern_rope_forward(dt, p->k, g->b.inv_freq, p->positions, T, KV, D, NULL, e));
-    TRY(kern_kv_write(dt, pool_of(p, l, 0), pool_of(p, l, 1), p->k, p->v, (size_t)KVD, p->slots, T, p->n_blocks,
-                      p->block_size, KV, D, NULL, e));
-    TRY(kern_paged_attention_forward(dt, p->att, p->lse, p->q, pool_of(p, l, 0), pool_of(p, l, 1), pb, p->n_blocks,
-                                     p->block_size, H, KV, D, NULL, e));
-    TRY(kern_matmul_forward(bl, dt, p->tmp, p->att, w->wo, w->bo, T, HD, C, NULL, e));
-    TRY(kern_residual_rmsnorm_forward(dt, p->x_mid, p->xn, NULL, p->x, p->tmp, w->post_norm, T, C, eps, NULL, e));
-    TRY(kern_matmul_forward(bl, dt, p->gate, p->xn, w->w_gate, NULL, T, C, I, NULL, e));
-    TRY(kern_matmul_forward(bl, dt, p->up, p->xn, w->w_up, NULL, T, C, I, NULL, e));
-    TRY(kern_swiglu_forward(dt, p->h, p->gate, p->up, (size_t)T * I, NULL, e));
-    TRY(kern_matmul_forward(bl, dt, p->tmp, p->h, w->w_down, NULL, T, I, C, NULL, e));
-    return kern_residual_add(dt, p->x, p->x_mid, p->tmp, (size_t)T * C, NULL, e);
+/* What the paged attention of one step reads besides the layer's activations. */
+typedef struct paged_attend {
+    gpu_paged *p;
+    const kern_paged_batch *pb;
+    int T;
+} paged_attend;
+
+/* The engine's attention: the rows' K/V into their slots, then every row against its
+ * sequence through the block table. */
+static int paged_attention(void *ctx, int l, const gm_slot *s, rlvr_err *e) {
+    const paged_attend *a = ctx;
+    gpu_paged *p = a->p;
+    const model_config *c = &p->g->cfg;
+    kern_dtype dt = p->g->o.dtype;
+    TRY(kern_kv_write(dt, pool_of(p, l, 0), pool_of(p, l, 1), s->k, s->v, (size_t)c->kv_heads * c->head_dim,
+                      p->slots, a->T, p->n_blocks, p->block_size, c->kv_heads, c->head_dim, NULL, e));
+    return kern_paged_attention_forward(dt, s->att, s->lse, s->q, pool_of(p, l, 0), pool_of(p, l, 1), a->pb,
+                                        p->n_blocks, p->block_size, c->heads, c->kv_heads, c->head_dim, NULL, e);
 }
 
 int gpu_paged_forward(gpu_paged *p, const gpu_paged_step *s, float *logits, rlvr_err *e) {
@@ -229,7 +214,12 @@ int gpu_paged_forward(gpu_paged *p, const gpu_paged_step *s, float *logits, rlvr
                            .n_seqs = s->n_seqs, .max_blocks = s->max_blocks, .T = T, .max_q = max_q,
                            .max_seq_len = max_len};
     TRY(kern_embedding_forward(dt, p->x, g->embed, p->tokens, T, C, NULL, e));
-    for (int l = 0; l < c->layers; l++) TRY(paged_layer(p, l, &pb, T, e));
+    /* the layer's activations; nothing is kept for a backward (no rstd), xn serves both norms */
+    gm_slot acts = {.xn1 = p->xn, .xn2 = p->xn, .x_mid = p->x_mid, .q_raw = p->q_raw, .q = p->q, .k_raw = p->k_raw,
+                 .k = p->k, .v = p->v, .att = p->att, .lse = p->lse, .gate = p->gate, .up = p->up, .h = p->h};
+    paged_attend pa = {p, &pb, T};
+    for (int l = 0; l < c->layers; l++)
+        TRY(gm_layer_forward(g, l, T, p->positions, p->x, &acts, p->tmp, paged_attention, &pa, p->x, e));
     if (R == 0) return 0;
     /* the draw rows only: gathered (an embedding lookup into x), normed, times the head */
     TRY(kern_embedding_forward(dt, p->rows, p->x, p->logit_rows, R, C, NULL, e));
