@@ -219,14 +219,49 @@ static int near_draw(const sampler *s, int token, uint64_t seed, uint64_t seq, u
 
 /* ---- (b) greedy ---------------------------------------------------------------------------------- */
 
+/* N rows of V logits with their parameters and keys, what the GPU drew for them (tokens,
+ * log-probs) and a rerun's draws, and the CPU reference's scratch. */
+typedef struct sample_case {
+    int N, V;
+    float *x, *lp, *lp2;
+    kern_sample_params *prm;
+    uint64_t *seq, *pos;
+    int *tok, *tok2, *order;
+} sample_case;
+
+static sample_case case_new(int N, int V) {
+    sample_case c = {.N = N, .V = V};
+    c.x = malloc((size_t)N * V * sizeof *c.x), c.lp = malloc((size_t)N * 4), c.lp2 = malloc((size_t)N * 4);
+    c.prm = malloc((size_t)N * sizeof *c.prm);
+    c.seq = malloc((size_t)N * 8), c.pos = malloc((size_t)N * 8);
+    c.tok = malloc((size_t)N * sizeof(int)), c.tok2 = malloc((size_t)N * sizeof(int));
+    c.order = malloc((size_t)V * sizeof(int));
+    return c;
+}
+
+static void case_free(sample_case *c) {
+    free(c->x), free(c->lp), free(c->lp2), free(c->prm), free(c->seq), free(c->pos), free(c->tok), free(c->tok2);
+    free(c->order);
+}
+
+/* Draws every row on the GPU twice (the second into tok2, lp2), checks the two runs agree
+ * bit for bit, and returns the first run's milliseconds. */
+static double case_draw(sample_case *c, uint64_t seed, const char *what) {
+    double ms = gpu_sample(c->x, c->N, c->V, c->prm, c->seq, c->pos, seed, c->tok, c->lp);
+    gpu_sample(c->x, c->N, c->V, c->prm, c->seq, c->pos, seed, c->tok2, c->lp2);
+    CHECK(memcmp(c->tok, c->tok2, (size_t)c->N * sizeof(int)) == 0 && memcmp(c->lp, c->lp2, (size_t)c->N * 4) == 0,
+          "%s V=%d: two runs differ", what, c->V);
+    return ms;
+}
+
 static void check_greedy(int V, int N) {
     rng_stream r;
     rng_stream_init(&r, 5, (uint64_t)V);
-    float *x = malloc((size_t)N * V * sizeof *x), *lp = malloc((size_t)N * sizeof *lp), *lp2 = malloc((size_t)N * 4);
-    kern_sample_params *prm = malloc((size_t)N * sizeof *prm);
-    uint64_t *seq = malloc((size_t)N * 8), *pos = malloc((size_t)N * 8);
-    int *tok = malloc((size_t)N * sizeof *tok), *tok2 = malloc((size_t)N * sizeof *tok2);
-    int *order = malloc((size_t)V * sizeof *order);
+    sample_case sc = case_new(N, V);
+    float *x = sc.x, *lp = sc.lp;
+    kern_sample_params *prm = sc.prm;
+    uint64_t *seq = sc.seq, *pos = sc.pos;
+    int *tok = sc.tok, *order = sc.order;
     for (int i = 0; i < N; i++) {
         float *row = x + (size_t)i * V;
         int kind = i % 5;
@@ -247,8 +282,7 @@ static void check_greedy(int V, int N) {
         prm[i].min_p = i % 3 ? 0.0f : 0.2f;
         seq[i] = rng_stream_u64(&r), pos[i] = rng_stream_below(&r, 4096);
     }
-    double ms = gpu_sample(x, N, V, prm, seq, pos, 11, tok, lp);
-    gpu_sample(x, N, V, prm, seq, pos, 11, tok2, lp2);
+    double ms = case_draw(&sc, 11, "greedy");
     sampler s;
     rlvr_err e = {{0}};
     CHECK(sample_init(&s, V, &e) == 0, "%s", e.msg);
@@ -260,11 +294,9 @@ static void check_greedy(int V, int N) {
             CHECK(0, "greedy V=%d row %d: token %d logp %g, want %d and 0", V, i, tok[i], lp[i], c.token);
     }
     CHECK(equal == N, "greedy V=%d: %d of %d rows differ", V, N - equal, N);
-    CHECK(memcmp(tok, tok2, (size_t)N * sizeof *tok) == 0 && memcmp(lp, lp2, (size_t)N * 4) == 0,
-          "greedy V=%d: two runs differ", V);
     printf("greedy  V=%-6d rows %-4d equal %-4d %.3f ms/call\n", V, N, equal, ms);
     sample_free(&s);
-    free(x), free(lp), free(lp2), free(prm), free(seq), free(pos), free(tok), free(tok2), free(order);
+    case_free(&sc);
 }
 
 /* ---- (c) sampled rows ------------------------------------------------------------------------------ */
@@ -272,11 +304,11 @@ static void check_greedy(int V, int N) {
 static void check_sampled(int V, const row_case *rc, int N, uint64_t seed) {
     rng_stream r;
     rng_stream_init(&r, seed, (uint64_t)V * 31 + (uint64_t)(rc->top_k + 1000 * rc->top_p));
-    float *x = malloc((size_t)N * V * sizeof *x), *lp = malloc((size_t)N * sizeof *lp), *lp2 = malloc((size_t)N * 4);
-    kern_sample_params *prm = malloc((size_t)N * sizeof *prm);
-    uint64_t *seq = malloc((size_t)N * 8), *pos = malloc((size_t)N * 8);
-    int *tok = malloc((size_t)N * sizeof *tok), *tok2 = malloc((size_t)N * sizeof *tok2);
-    int *order = malloc((size_t)V * sizeof *order);
+    sample_case sc = case_new(N, V);
+    float *x = sc.x, *lp = sc.lp;
+    kern_sample_params *prm = sc.prm;
+    uint64_t *seq = sc.seq, *pos = sc.pos;
+    int *tok = sc.tok, *order = sc.order;
     for (int i = 0; i < N; i++) {
         /* peaked like a language model's distribution: the logit scale over the temperature
          * is 4.5..6 for the large vocabulary, 1..4 for the small ones */
@@ -287,10 +319,7 @@ static void check_sampled(int V, const row_case *rc, int N, uint64_t seed) {
         prm[i].top_p = rc->top_p, prm[i].min_p = rc->min_p;
         seq[i] = rng_stream_below(&r, 1u << 20), pos[i] = rng_stream_below(&r, 32768);
     }
-    double ms = gpu_sample(x, N, V, prm, seq, pos, seed, tok, lp);
-    gpu_sample(x, N, V, prm, seq, pos, seed, tok2, lp2);
-    CHECK(memcmp(tok, tok2, (size_t)N * sizeof *tok) == 0 && memcmp(lp, lp2, (size_t)N * 4) == 0,
-          "sampled V=%d: two runs differ", V);
+    double ms = case_draw(&sc, seed, "sampled");
     sampler s;
     rlvr_err e = {{0}};
     CHECK(sample_init(&s, V, &e) == 0, "%s", e.msg);
@@ -321,7 +350,7 @@ static void check_sampled(int V, const row_case *rc, int N, uint64_t seed) {
            "%.3f ms/call\n",
            V, rc->temperature, rc->top_k, rc->top_p, rc->min_p, N, equal, border_filter, border_draw, max_dlp, ms);
     sample_free(&s);
-    free(x), free(lp), free(lp2), free(prm), free(seq), free(pos), free(tok), free(tok2), free(order);
+    case_free(&sc);
 }
 
 /* ---- (d) batch invariance ---------------------------------------------------------------------------- */
