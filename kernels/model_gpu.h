@@ -147,4 +147,12 @@ int gpu_paged_copy(gpu_paged *p, const int *copies, int n_copies, rlvr_err *e);
 int gpu_paged_forward(gpu_paged *p, const gpu_paged_step *s, float *logits, rlvr_err *e);
 const float *gpu_paged_logits(const gpu_paged *p);
 
+/* Draws a token from each of the n logit rows the last forward left (n must be its
+ * n_draws) with kern_sample on the device, keyed by (seed, seq_ids[d], positions[d]) and
+ * the same params for every row: tokens[d] and logp[d] (may be NULL; the log-probability
+ * under the distribution drawn from) come back to the host, the logits stay on the device.
+ * Host arrays [n]. */
+int gpu_paged_sample(gpu_paged *p, int n, const kern_sample_params *params, uint64_t seed, const uint64_t *seq_ids,
+                     const uint64_t *positions, int *tokens, float *logp, rlvr_err *e);
+
 #endif

@@ -22,7 +22,13 @@ struct gpu_paged {
     void *rows, *rows_n;   /* [max_draws, C] */
     float *logits;         /* [max_draws, V] */
     int *tokens, *positions, *slots, *cu_q, *seq_lens, *tables, *logit_rows, *copies;
+    /* sampling: the draws' parameters and keys in (params [n], seq ids [n], positions [n],
+     * laid out for the call's n), their tokens [n] then log-probs [n] out; host staging */
+    void *sample_in, *sample_out, *h_sample;
+    int n_draws; /* rows of logits the last forward left */
 };
+
+enum { SAMPLE_IN_ROW = sizeof(kern_sample_params) + 2 * sizeof(uint64_t), SAMPLE_OUT_ROW = sizeof(int) + sizeof(float) };
 
 /* Carves (or, with base NULL, counts) the activations and index arrays. */
 static void paged_layout(gpu_paged *p, const model_config *c, kern_dtype dt, bump *b) {
@@ -54,6 +60,8 @@ static void paged_layout(gpu_paged *p, const model_config *c, kern_dtype dt, bum
     p->tables = take(b, (size_t)p->max_seqs * p->max_blocks * i4);
     p->logit_rows = take(b, R * i4);
     p->copies = take(b, (size_t)p->max_seqs * 3 * i4); /* a step copies at most a block a sequence */
+    p->sample_in = take(b, R * SAMPLE_IN_ROW);
+    p->sample_out = take(b, R * SAMPLE_OUT_ROW);
 }
 
 static size_t pool_bytes(const model_config *c, kern_dtype dt, int n_blocks, int block_size) {
@@ -102,6 +110,11 @@ gpu_paged *gpu_paged_new(gpu_model *g, int n_blocks, int block_size, int max_tok
     p->layer_elems = (size_t)n_blocks * block_size * c->kv_heads * c->head_dim;
     bump b = {NULL, 0};
     paged_layout(p, c, g->o.dtype, &b);
+    if (!(p->h_sample = malloc((size_t)max_draws * SAMPLE_IN_ROW))) {
+        err_set(e, "out of memory");
+        gpu_paged_free(p);
+        return NULL;
+    }
     if (!(p->pool = kern_malloc(pool_bytes(c, g->o.dtype, n_blocks, block_size), e)) ||
         !(p->mem = kern_malloc(b.off, e))) {
         err_prefix(e, "GPU paged forward (KV pool of %d blocks of %d positions)", n_blocks, block_size);
@@ -117,6 +130,7 @@ void gpu_paged_free(gpu_paged *p) {
     if (!p) return;
     kern_free(p->pool);
     kern_free(p->mem);
+    free(p->h_sample);
     free(p);
 }
 
@@ -208,6 +222,7 @@ int gpu_paged_forward(gpu_paged *p, const gpu_paged_step *s, float *logits, rlvr
     const model_config *c = &g->cfg;
     kern_dtype dt = g->o.dtype;
     int max_q = 0, max_len = 0;
+    p->n_draws = 0;
     TRY(upload_step(p, s, &max_q, &max_len, e));
     const int T = s->n_tokens, C = c->hidden, R = s->n_draws;
     kern_paged_batch pb = {.block_tables = p->tables, .cu_q = p->cu_q, .seq_lens = p->seq_lens,
@@ -227,5 +242,28 @@ int gpu_paged_forward(gpu_paged *p, const gpu_paged_step *s, float *logits, rlvr
     TRY(kern_gemm(g->blas, dt, KERN_F32, 0, 1, R, c->vocab, C, 1.0f, p->rows_n, C, g->lm_head, C, 0.0f, p->logits,
                   c->vocab, NULL, NULL, e));
     if (logits) TRY(kern_memcpy_d2h(logits, p->logits, (size_t)R * c->vocab * sizeof(float), e));
+    p->n_draws = R;
+    return 0;
+}
+
+int gpu_paged_sample(gpu_paged *p, int n, const kern_sample_params *params, uint64_t seed, const uint64_t *seq_ids,
+                     const uint64_t *positions, int *tokens, float *logp, rlvr_err *e) {
+    if (n < 1 || n != p->n_draws)
+        return err_set(e, "GPU paged forward: %d draws asked of a forward that left %d rows of logits", n, p->n_draws);
+    /* one copy in: n copies of the parameters, the sequence ids, the positions */
+    const size_t np = (size_t)n * sizeof(kern_sample_params), nk = (size_t)n * sizeof(uint64_t);
+    char *h = p->h_sample, *d = p->sample_in;
+    for (int i = 0; i < n; i++) memcpy(h + (size_t)i * sizeof *params, params, sizeof *params);
+    memcpy(h + np, seq_ids, nk);
+    memcpy(h + np + nk, positions, nk);
+    TRY(kern_memcpy_h2d(d, h, np + 2 * nk, e));
+    int *d_tok = p->sample_out;
+    float *d_logp = (float *)(d_tok + n);
+    TRY(kern_sample(p->logits, n, p->g->cfg.vocab, (const kern_sample_params *)d, (const uint64_t *)(d + np),
+                    (const uint64_t *)(d + np + nk), seed, d_tok, d_logp, NULL, e));
+    /* one copy out: the tokens, then their log-probs */
+    TRY(kern_memcpy_d2h(h, p->sample_out, (size_t)n * SAMPLE_OUT_ROW, e));
+    memcpy(tokens, h, (size_t)n * sizeof(int));
+    if (logp) memcpy(logp, h + (size_t)n * sizeof(int), (size_t)n * sizeof(float));
     return 0;
 }

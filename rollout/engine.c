@@ -1,6 +1,7 @@
 /* engine.c - see engine.h. */
 #include "engine.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,17 +34,66 @@ static void fwd_free(engine_fwd *f) {
     gpu_paged_free(f->gp);
 }
 
-static int fwd_step(engine_fwd *f, const sched_batch *st, const fwd_batch *b, float *logits, rlvr_err *e) {
+/* Scratch of the draws: host logits for the CPU sampler, keys for the GPU's. */
+typedef struct draw_bufs {
+    sampler smp;
+    float *logits;              /* [max_running, V] (CPU) */
+    uint64_t *seq_ids, *positions; /* [max_running] (GPU) */
+    float *logp;                /* [max_running] */
+    int *drawn;                 /* [max_running] */
+} draw_bufs;
+
+static int draw_init(draw_bufs *d, const engine_fwd *f, int rows, int V, rlvr_err *e) {
+    d->drawn = malloc((size_t)rows * sizeof *d->drawn);
+    d->logp = malloc((size_t)rows * sizeof *d->logp);
+    int ok = d->drawn && d->logp;
+    if (f->gp) {
+        d->seq_ids = malloc((size_t)rows * sizeof *d->seq_ids);
+        d->positions = malloc((size_t)rows * sizeof *d->positions);
+        ok = ok && d->seq_ids && d->positions;
+    } else {
+        if (sample_init(&d->smp, V, e) != 0) return -1;
+        d->logits = malloc((size_t)rows * V * sizeof *d->logits);
+        ok = ok && d->logits;
+    }
+    return ok ? 0 : err_set(e, "engine: out of memory for %d rows of draws", rows);
+}
+
+static void draw_free(draw_bufs *d) {
+    sample_free(&d->smp);
+    free(d->logits);
+    free(d->seq_ids);
+    free(d->positions);
+    free(d->logp);
+    free(d->drawn);
+}
+
+/* One step: its block copies, the forward, and a token drawn for each draw row into
+ * d->drawn with its log-probability in d->logp. On the CPU the logits come to the host
+ * and sample_next draws; on the GPU they stay there and kern_sample draws, keyed alike. */
+static int fwd_draw(engine_fwd *f, const sched_batch *st, const fwd_batch *b, const sample_seq *seqs,
+                    const sample_gen_opts *o, int V, draw_bufs *d, rlvr_err *e) {
     if (!f->gp) {
         paged_model_copy(&f->pm, st->copies, st->n_copies);
-        return paged_model_forward(&f->pm, b, logits, e);
+        if (paged_model_forward(&f->pm, b, d->logits, e) != 0) return -1;
+        for (int k = 0; k < st->n_draws; k++)
+            d->drawn[k] = sample_next(&d->smp, d->logits + (size_t)k * V, &o->params, o->seed,
+                                      seqs[st->draws[k].sample].seq_id, (uint64_t)st->draws[k].position, &d->logp[k]);
+        return 0;
     }
     if (gpu_paged_copy(f->gp, (const int *)st->copies, st->n_copies, e) != 0) return -1;
     gpu_paged_step gs = {.n_seqs = b->n_seqs, .n_tokens = b->n_tokens, .n_draws = b->n_draws,
                          .max_blocks = b->max_blocks, .tokens = b->tokens, .positions = b->positions,
                          .slot_mapping = b->slot_mapping, .cu_q = b->cu_q, .seq_lens = b->seq_lens,
                          .block_tables = b->block_tables, .logit_rows = b->logit_rows};
-    return gpu_paged_forward(f->gp, &gs, logits, e);
+    if (gpu_paged_forward(f->gp, &gs, NULL, e) != 0) return -1;
+    if (st->n_draws == 0) return 0;
+    for (int k = 0; k < st->n_draws; k++) {
+        d->seq_ids[k] = seqs[st->draws[k].sample].seq_id;
+        d->positions[k] = (uint64_t)st->draws[k].position;
+    }
+    const kern_sample_params kp = {o->params.temperature, o->params.top_k, o->params.top_p, o->params.min_p};
+    return gpu_paged_sample(f->gp, st->n_draws, &kp, o->seed, d->seq_ids, d->positions, d->drawn, d->logp, e);
 }
 
 static int same_prompt(const sample_seq *a, const sample_seq *b) {
@@ -93,9 +143,8 @@ int engine_generate(model *m, sample_seq *seqs, int n, const sample_gen_opts *o,
     if (!s) return -1;
     fwd_batch b = {0};
     engine_fwd fwd = {0};
-    sampler smp = {0};
-    float *logits = NULL;
-    int *drawn = NULL, rc = -1; /* the zeroed structs above free safely whatever failed */
+    draw_bufs d = {0};
+    int rc = -1; /* the zeroed structs above free safely whatever failed */
     /* groups: runs of consecutive sequences with one prompt; sample k is seqs[k] */
     for (int i = 0; i < n;) {
         int j = i + 1;
@@ -106,27 +155,18 @@ int engine_generate(model *m, sample_seq *seqs, int n, const sample_gen_opts *o,
     }
     if (fwd_batch_init(&b, so.max_running, so.max_tokens, sched_pages(s)->max_blocks, e) != 0 ||
         fwd_init(&fwd, m, eo, &so, sched_pages(s)->max_blocks, e) != 0 ||
-        sample_init(&smp, V, e) != 0)
+        draw_init(&d, &fwd, so.max_running, V, e) != 0)
         goto done;
-    logits = malloc((size_t)so.max_running * V * sizeof *logits);
-    drawn = malloc((size_t)so.max_running * sizeof *drawn);
-    if (!logits || !drawn) {
-        err_set(e, "engine: out of memory for %d rows of logits", so.max_running);
-        goto done;
-    }
     sched_batch st;
     int r;
     while ((r = sched_step(s, &st, e)) == 1) {
         if (fwd_batch_build(&b, &st, sched_pages(s), e) != 0) goto done;
-        if (fwd_step(&fwd, &st, &b, logits, e) != 0) goto done;
-        for (int d = 0; d < st.n_draws; d++) {
-            sample_seq *q = &seqs[st.draws[d].sample];
-            float lp;
-            drawn[d] = sample_next(&smp, logits + (size_t)d * V, &o->params, o->seed, q->seq_id,
-                                   (uint64_t)st.draws[d].position, &lp);
-            if (q->out_logp) q->out_logp[st.draws[d].position - q->n_prompt] = lp;
+        if (fwd_draw(&fwd, &st, &b, seqs, o, V, &d, e) != 0) goto done;
+        for (int k = 0; k < st.n_draws; k++) {
+            sample_seq *q = &seqs[st.draws[k].sample];
+            if (q->out_logp) q->out_logp[st.draws[k].position - q->n_prompt] = d.logp[k];
         }
-        if (sched_commit(s, drawn, e) != 0) goto done;
+        if (sched_commit(s, d.drawn, e) != 0) goto done;
     }
     if (r != 0) goto done;
     for (int k = 0; k < n; k++) {
@@ -140,9 +180,7 @@ int engine_generate(model *m, sample_seq *seqs, int n, const sample_gen_opts *o,
     if (stats) *stats = sched_get_stats(s);
     rc = 0;
 done:
-    free(drawn);
-    free(logits);
-    sample_free(&smp);
+    draw_free(&d);
     fwd_free(&fwd);
     fwd_batch_free(&b);
     sched_free(s);

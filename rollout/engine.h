@@ -2,8 +2,11 @@
  * share a prompt go through the continuous-batching scheduler (scheduler.h), each step's
  * block copies and forward run on paged_model (paged_model.h, the CPU) or, given a
  * gpu_model, on gpu_paged (kernels/model_gpu.h: the GPU, with that model's weights in
- * place), and every draw is sampled on the host with sample_next keyed by (seed, the
- * sample's seq_id, its position), exactly as sample_generate keys it.
+ * place). Every draw is keyed by (seed, the sample's seq_id, its position), exactly as
+ * sample_generate keys it: on the CPU sample_next draws from logits on the host; on the GPU
+ * kern_sample draws on the device (the same filters and key; only the tokens and their
+ * log-probabilities come back), agreeing with sample_next except where a draw lies within
+ * rounding of a token boundary.
  *
  * Against sample_generate: the prompt of consecutive sequences with equal prompts is
  * prefilled once and its KV blocks shared; sequences join and leave the running batch
@@ -25,7 +28,7 @@ typedef struct engine_opts {
     int max_tokens; /* tokens per forward (decodes + prefill chunks); 0: running samples + 1024 */
     int watermark;  /* free blocks an admission leaves; 0: 1 */
     gpu_model *gpu; /* NULL: the forward on the CPU; else on the GPU with this model's weights
-                       (the model's config must be m's); logits come back to the host */
+                       (the model's config must be m's); sampling on the device too */
 } engine_opts;
 
 /* Generates seqs[0..n) as sample_generate does. o->batch bounds the running samples (0:

@@ -1,10 +1,12 @@
 /* test_engine_gpu.c - the rollout engine with its forward on the GPU (engine_opts.gpu:
  * gpu_paged over the gpu_model's weights, kernels/model_gpu_paged.c) against the same
  * engine on the CPU (paged_model), on random llama-, qwen2- and qwen3-shaped models:
- * 3 prompts x 4 samples sharing each prompt's KV blocks, 12 new tokens, greedy and at
- * temperature 1, in fp32. The logits of the two forwards differ by float rounding only
- * (cuBLASLt's and the CPU's sums run in other orders), so every sampled token must be the
- * same and every sampling log-probability within 1e-4. Then the weights change on the GPU
+ * 3 prompts x 4 samples sharing each prompt's KV blocks, 12 new tokens, greedy, at
+ * temperature 1, and at temperature 0.7 with top-k, top-p and min-p, in fp32. The GPU
+ * engine samples on the device (kern_sample), the CPU engine with sample_next. The logits
+ * of the two forwards differ by float rounding only (cuBLASLt's and the CPU's sums run in
+ * other orders), so every sampled token must be the same and every sampling
+ * log-probability within 1e-4. Then the weights change on the GPU
  * side alone (gpu_model_upload of perturbed weights, as an optimizer step would write
  * them) and the GPU engine must follow the new weights with no other call. A gpu_model
  * of another shape is refused, and so is a KV pool larger than the device's free memory,
@@ -20,18 +22,23 @@ enum { N_GROUPS = 3, G = 4, MAX_NEW = 12, N = N_GROUPS * G };
 static const int PROMPTS[N_GROUPS][9] = {{5, 17, 33, 2, 61, 8, 40, 9, 12}, {40, 2, 81, 9, 60}, {7, 7, 30, 44, 1, 90}};
 static const int PROMPT_LEN[N_GROUPS] = {9, 5, 6};
 
+/* greedy; the plain softmax; temperature with every filter (top-k 40 alone cuts every row
+ * of these vocabularies) */
+static const sample_params GREEDY = {0.0f, 0, 1.0f, 0.0f}, PLAIN = {1.0f, 0, 1.0f, 0.0f},
+                           FILTERED = {0.7f, 40, 0.9f, 0.02f};
+
 typedef struct outputs {
     int tokens[N][MAX_NEW], n[N];
     float logp[N][MAX_NEW];
 } outputs;
 
 /* 0 when it ran; else the error is in e. */
-static int generate(model *m, gpu_model *g, float temperature, outputs *out, rlvr_err *e) {
+static int generate(model *m, gpu_model *g, sample_params sp, outputs *out, rlvr_err *e) {
     sample_seq q[N];
     for (int i = 0; i < N; i++)
         q[i] = (sample_seq){.prompt = PROMPTS[i / G], .n_prompt = PROMPT_LEN[i / G], .seq_id = (uint64_t)i,
                             .out = out->tokens[i], .out_logp = out->logp[i]};
-    sample_gen_opts o = {.params = {temperature, 0, 1.0f, 0.0f}, .seed = 42, .max_new = MAX_NEW};
+    sample_gen_opts o = {.params = sp, .seed = 42, .max_new = MAX_NEW};
     engine_opts eo = {.gpu = g};
     if (engine_generate(m, q, N, &o, g ? &eo : NULL, NULL, e) != 0) return -1;
     for (int i = 0; i < N; i++) out->n[i] = q[i].n_out;
@@ -39,11 +46,11 @@ static int generate(model *m, gpu_model *g, float temperature, outputs *out, rlv
 }
 
 /* The GPU engine's outputs go to *gpu_out (may be NULL). */
-static void compare(const char *what, model *m, gpu_model *g, float temperature, outputs *gpu_out) {
+static void compare(const char *what, model *m, gpu_model *g, sample_params sp, outputs *gpu_out) {
     rlvr_err e = {{0}};
     outputs cpu, gpu;
-    CHECK(generate(m, NULL, temperature, &cpu, &e) == 0, "%s: CPU engine: %s", what, e.msg);
-    CHECK(generate(m, g, temperature, &gpu, &e) == 0, "%s: GPU engine: %s", what, e.msg);
+    CHECK(generate(m, NULL, sp, &cpu, &e) == 0, "%s: CPU engine: %s", what, e.msg);
+    CHECK(generate(m, g, sp, &gpu, &e) == 0, "%s: GPU engine: %s", what, e.msg);
     if (gpu_failures) return;
     int same = 0, total = 0;
     double max_dlp = 0;
@@ -62,7 +69,8 @@ static void compare(const char *what, model *m, gpu_model *g, float temperature,
         }
     }
     CHECK(max_dlp <= 1e-4, "%s: sampling log-probs differ by %.3g", what, max_dlp);
-    printf("%-28s T=%-3g tokens equal %d of %d, max |dlogp| %.3g\n", what, temperature, same, total, max_dlp);
+    printf("%-28s T=%-3g top-k %-2d top-p %-3g min-p %-4g tokens equal %d of %d, max |dlogp| %.3g\n", what,
+           sp.temperature, sp.top_k, sp.top_p, sp.min_p, same, total, max_dlp);
     if (gpu_out) *gpu_out = gpu;
 }
 
@@ -96,14 +104,15 @@ int main(void) {
             continue;
         }
         outputs before, after;
-        compare(names[s], m, g, 0.0f, NULL);
-        compare(names[s], m, g, 1.0f, &before);
+        compare(names[s], m, g, GREEDY, NULL);
+        compare(names[s], m, g, FILTERED, NULL);
+        compare(names[s], m, g, PLAIN, &before);
         /* new weights on the device only, then on the host for the CPU reference */
         for (size_t i = 0; i < m->n_params; i++) m->params[i] *= 1.0f + 0.25f * ((float)(i % 7) - 3.0f) / 3.0f;
         CHECK(gpu_model_upload(g, m, &e) == 0, "%s", e.msg);
         char what[96];
         snprintf(what, sizeof what, "%.6s, new weights", names[s]);
-        compare(what, m, g, 1.0f, &after);
+        compare(what, m, g, PLAIN, &after);
         CHECK(differ(&before, &after), "%s: the GPU engine's samples did not change with the weights", names[s]);
         gpu_model_free(g);
         model_free(m);
@@ -115,7 +124,7 @@ int main(void) {
     CHECK(gb != NULL, "%s", e.msg);
     if (gb) {
         outputs out;
-        CHECK(generate(a, gb, 0.0f, &out, &e) == -1 && strstr(e.msg, "parameters"),
+        CHECK(generate(a, gb, GREEDY, &out, &e) == -1 && strstr(e.msg, "parameters"),
               "a GPU model of another shape: %s", e.msg);
         /* 2^27 blocks of 16 positions: terabytes of K/V */
         gpu_paged *big = gpu_paged_new(gb, 1 << 27, 16, 64, 8, 4, 8, &e);

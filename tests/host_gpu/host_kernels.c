@@ -15,7 +15,9 @@
 
 #include "cpu_ops.h"
 #include "kernels.h"
+#include "rng.h"
 #include "safetensors.h"
+#include "sampling.h"
 
 int kern_device_count(rlvr_err *e) { return 1; }
 
@@ -444,4 +446,32 @@ int kern_cascade_attention_forward(kern_dtype dt, void *out, float *lse, const v
                                    const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size,
                                    int H, int KV, int D, void *scratch, void *stream, rlvr_err *e) {
     return paged_twin(2, dt, out, lse, q, k_cache, v_cache, b, n_blocks, block_size, H, KV, D, 0, e);
+}
+
+/* ---- sampling: the CPU sampler itself (rollout/sampling.c), row by row ----------------------- */
+
+int kern_sample(const float *logits, int N, int V, const kern_sample_params *params, const uint64_t *seq_ids,
+                const uint64_t *positions, uint64_t seed, int *tokens, float *logp, void *stream, rlvr_err *e) {
+    sampler s;
+    if (sample_init(&s, V, e) != 0) return -1;
+    for (int i = 0; i < N; i++) {
+        const sample_params p = {params[i].temperature, params[i].top_k, params[i].top_p, params[i].min_p};
+        float lp;
+        tokens[i] = sample_next(&s, logits + (size_t)i * V, &p, seed, seq_ids[i], positions[i], &lp);
+        if (logp) logp[i] = lp;
+    }
+    sample_free(&s);
+    return 0;
+}
+
+int kern_rng_uniform(float *out, uint32_t *bits, const uint64_t *keys, int n, void *stream, rlvr_err *e) {
+    for (int i = 0; i < n; i++) {
+        const uint64_t seed = keys[3 * i], stream_id = keys[3 * i + 1], pos = keys[3 * i + 2];
+        out[i] = rng_uniform(seed, stream_id, pos, 0);
+        /* core/rng.c's block: key = seed, counter = (position, stream), low words first */
+        const uint32_t ctr[4] = {(uint32_t)pos, (uint32_t)(pos >> 32), (uint32_t)stream_id, (uint32_t)(stream_id >> 32)};
+        const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+        if (bits) rng_philox4x32(ctr, key, bits + 4 * (size_t)i);
+    }
+    return 0;
 }
