@@ -3,6 +3,7 @@
 #include "kernels.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 extern "C" int kern_device_count(rlvr_err *e) {
     int n = 0;
@@ -59,4 +60,64 @@ extern "C" int kern_memzero(void *p, size_t bytes, void *stream, rlvr_err *e) {
     if (bytes == 0) return 0;
     CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, (cudaStream_t)stream), e);
     return 0;
+}
+
+extern "C" void *kern_stream_new(rlvr_err *e) {
+    cudaStream_t s = NULL;
+    cudaError_t st = cudaStreamCreate(&s);
+    if (st != cudaSuccess) {
+        err_set(e, "cudaStreamCreate: %s", cudaGetErrorString(st));
+        return NULL;
+    }
+    return s;
+}
+
+extern "C" void kern_stream_free(void *stream) {
+    if (stream) cudaStreamDestroy((cudaStream_t)stream);
+}
+
+extern "C" int kern_graphs_supported(void) { return 1; }
+
+struct kern_graph {
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+};
+
+extern "C" int kern_graph_begin(void *stream, rlvr_err *e) {
+    if (!stream) return err_set(e, "kern_graph_begin: the legacy default stream cannot be captured");
+    // thread-local: another thread's unrelated CUDA calls do not break this capture
+    CUDA_CHECK(cudaStreamBeginCapture((cudaStream_t)stream, cudaStreamCaptureModeThreadLocal), e);
+    return 0;
+}
+
+extern "C" int kern_graph_end(void *stream, kern_graph **graph, rlvr_err *e) {
+    *graph = NULL;
+    cudaGraph_t g = NULL;
+    // ends the capture even when a launch inside it failed, so the stream is usable again
+    CUDA_CHECK(cudaStreamEndCapture((cudaStream_t)stream, &g), e);
+    kern_graph *k = (kern_graph *)calloc(1, sizeof *k);
+    if (!k) {
+        cudaGraphDestroy(g);
+        return err_set(e, "out of memory");
+    }
+    k->graph = g;
+    cudaError_t st = cudaGraphInstantiate(&k->exec, g, 0);
+    if (st != cudaSuccess) {
+        kern_graph_free(k);
+        return err_set(e, "cudaGraphInstantiate: %s", cudaGetErrorString(st));
+    }
+    *graph = k;
+    return 0;
+}
+
+extern "C" int kern_graph_launch(kern_graph *graph, void *stream, rlvr_err *e) {
+    CUDA_CHECK(cudaGraphLaunch(graph->exec, (cudaStream_t)stream), e);
+    return 0;
+}
+
+extern "C" void kern_graph_free(kern_graph *graph) {
+    if (!graph) return;
+    if (graph->exec) cudaGraphExecDestroy(graph->exec);
+    if (graph->graph) cudaGraphDestroy(graph->graph);
+    free(graph);
 }

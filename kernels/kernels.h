@@ -43,6 +43,26 @@ int kern_synchronize(rlvr_err *e);
  * accumulate into their outputs). */
 int kern_memzero(void *p, size_t bytes, void *stream, rlvr_err *e);
 
+/* ---- streams and CUDA graphs (kernels/device.cu) ---------------------------------------------- */
+
+/* A stream of its own (blocking: the synchronous copies above stay ordered with it), for
+ * work that is captured into graphs, which the legacy default stream cannot be. */
+void *kern_stream_new(rlvr_err *e);
+void kern_stream_free(void *stream);
+
+/* 1 when launches can be captured into CUDA graphs and replayed (a CUDA build); 0 without
+ * (no CUDA, or the host emulation of the kernels). */
+int kern_graphs_supported(void);
+/* Capture: every launch on `stream` between begin and end is recorded, not run; end
+ * instantiates the recording into *graph (kern_graph_free frees it). A launch replays it
+ * on `stream` with the device pointers and launch parameters it was captured with, so
+ * a caller changes inputs only by writing the device memory those pointers name. */
+typedef struct kern_graph kern_graph;
+int kern_graph_begin(void *stream, rlvr_err *e);
+int kern_graph_end(void *stream, kern_graph **graph, rlvr_err *e);
+int kern_graph_launch(kern_graph *graph, void *stream, rlvr_err *e);
+void kern_graph_free(kern_graph *graph);
+
 /* Activations' element type. Parameters are read in the activations' dtype (the bf16
  * copy that kern_adamw_step writes, or fp32); gradients of parameters, RMSNorm's rstd,
  * and log-probabilities are always fp32. bf16 values are rounded to nearest even on

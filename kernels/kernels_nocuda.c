@@ -22,6 +22,20 @@ int kern_memcpy_d2h(void *dst, const void *src, size_t bytes, rlvr_err *e) { ret
 int kern_synchronize(rlvr_err *e) { return err_set(e, "built without CUDA"); }
 int kern_memzero(void *p, size_t bytes, void *stream, rlvr_err *e) { return err_set(e, "built without CUDA"); }
 
+void *kern_stream_new(rlvr_err *e) {
+    err_set(e, "built without CUDA");
+    return NULL;
+}
+void kern_stream_free(void *stream) {}
+int kern_graphs_supported(void) { return 0; }
+int kern_graph_begin(void *stream, rlvr_err *e) { return err_set(e, "built without CUDA"); }
+int kern_graph_end(void *stream, kern_graph **graph, rlvr_err *e) {
+    *graph = NULL;
+    return err_set(e, "built without CUDA");
+}
+int kern_graph_launch(kern_graph *graph, void *stream, rlvr_err *e) { return err_set(e, "built without CUDA"); }
+void kern_graph_free(kern_graph *graph) {}
+
 size_t kern_dtype_size(kern_dtype t) { return t == KERN_BF16 ? 2 : 4; }
 
 kern_blas *kern_blas_new(rlvr_err *e) {

@@ -197,6 +197,7 @@ const gpu_mem_plan *gpu_model_plan(const gpu_model *g) { return &g->plan; }
 void gpu_model_free(gpu_model *g) {
     if (!g) return;
     kern_blas_free(g->blas);
+    kern_stream_free(g->stream);
     if (g->work != (void *)g->master) kern_free(g->work);
     kern_free(g->master);
     kern_free(g->grads);
@@ -290,7 +291,7 @@ gpu_model *gpu_model_new(const model *m, const gpu_model_opts *o, rlvr_err *e) {
     bump act = {NULL, 0}, ws = {NULL, 0};
     layout(c, o, &g->b, NULL, &act, &ws);
     ok = ok && (g->act_mem = kern_malloc(act.off, e)) && (g->ws_mem = kern_malloc(ws.off, e));
-    ok = ok && (g->blas = kern_blas_new(e));
+    ok = ok && (g->blas = kern_blas_new(e)) && (g->stream = kern_stream_new(e));
     if (!ok) {
         err_prefix(e, "GPU model (planned %.2f GiB)", gib(g->plan.total));
         gpu_model_free(g);
@@ -313,8 +314,8 @@ gpu_model *gpu_model_new(const model *m, const gpu_model_opts *o, rlvr_err *e) {
     g->g_lm_head = dev_g(g, m, m->lm_head); /* == g_embed when tied: both gradients add there */
     if (kern_memcpy_h2d(g->b.inv_freq, m->inv_freq, (size_t)(c->head_dim / 2) * sizeof(float), e) != 0 ||
         gpu_model_upload(g, m, e) != 0 ||
-        (o->train && (kern_memzero(g->grads, n * 4, NULL, e) != 0 || kern_memzero(g->m, n * 4, NULL, e) != 0 ||
-                      kern_memzero(g->v, n * 4, NULL, e) != 0))) {
+        (o->train && (kern_memzero(g->grads, n * 4, g->stream, e) != 0 ||
+                      kern_memzero(g->m, n * 4, g->stream, e) != 0 || kern_memzero(g->v, n * 4, g->stream, e) != 0))) {
         gpu_model_free(g);
         return NULL;
     }
@@ -328,7 +329,7 @@ int gpu_model_upload(gpu_model *g, const model *m, rlvr_err *e) {
     size_t n = g->n_params;
     if (g->master) {
         if (kern_memcpy_h2d(g->master, m->params, n * 4, e) != 0) return -1;
-        if (g->work != (void *)g->master && kern_cast(g->o.dtype, g->work, KERN_F32, g->master, n, NULL, e) != 0)
+        if (g->work != (void *)g->master && kern_cast(g->o.dtype, g->work, KERN_F32, g->master, n, g->stream, e) != 0)
             return -1;
         return 0;
     }
@@ -356,7 +357,7 @@ int gpu_model_download(gpu_model *g, model *m, rlvr_err *e) {
 static int apply_pending_clip(gpu_model *g, rlvr_err *e) {
     if (!g->clip_pending) return 0;
     g->clip_pending = 0;
-    return kern_grad_scale(g->grads, g->n_params, g->b.clip_ws, NULL, e);
+    return kern_grad_scale(g->grads, g->n_params, g->b.clip_ws, g->stream, e);
 }
 
 int gpu_model_download_grads(gpu_model *g, float *grads, rlvr_err *e) {
@@ -368,14 +369,14 @@ int gpu_model_download_grads(gpu_model *g, float *grads, rlvr_err *e) {
 int gpu_model_zero_grads(gpu_model *g, rlvr_err *e) {
     if (!g->grads) return err_set(e, "GPU model: forward-only, no gradients");
     g->clip_pending = 0;
-    return kern_memzero(g->grads, g->n_params * 4, NULL, e);
+    return kern_memzero(g->grads, g->n_params * 4, g->stream, e);
 }
 
 int gpu_model_clip_grad_norm(gpu_model *g, double max_norm, double *norm, rlvr_err *e) {
     if (!g->grads) return err_set(e, "GPU model: forward-only, no gradients");
     if (apply_pending_clip(g, e) != 0) return -1; /* clipping twice clips the clipped gradients */
     double nh = 0;
-    if (kern_grad_norm(g->grads, g->n_params, max_norm, g->b.clip_ws, &nh, NULL, e) != 0) return -1;
+    if (kern_grad_norm(g->grads, g->n_params, max_norm, g->b.clip_ws, &nh, g->stream, e) != 0) return -1;
     g->clip_pending = max_norm > 0;
     if (norm) *norm = nh;
     return 0;
@@ -388,7 +389,7 @@ int gpu_model_adamw_step(gpu_model *g, double lr, rlvr_err *e) {
     void *clip = g->clip_pending ? g->b.clip_ws : NULL;
     g->clip_pending = 0;
     return kern_adamw_step(g->master, work16, g->grads, clip, g->m, g->v, g->n_params, g->opt_step, lr, g->o.beta1,
-                           g->o.beta2, g->o.eps, g->o.weight_decay, NULL, e);
+                           g->o.beta2, g->o.eps, g->o.weight_decay, g->stream, e);
 }
 
 int gpu_model_optimizer_upload(gpu_model *g, const float *m, const float *v, long long step, rlvr_err *e) {
@@ -438,26 +439,27 @@ int gm_layer_forward(gpu_model *g, int l, int T, const int *pos, const void *x_i
     float eps = c->rms_eps;
     kern_blas *bl = g->blas;
     void *q_dst = c->qk_norm ? s->q_raw : s->q, *k_dst = c->qk_norm ? s->k_raw : s->k;
-    TRY(kern_rmsnorm_forward(dt, s->xn1, s->rstd1, x_in, w->input_norm, T, C, eps, NULL, e));
-    TRY(kern_matmul_forward(bl, dt, q_dst, s->xn1, w->wq, w->bq, T, C, HD, NULL, e));
-    TRY(kern_matmul_forward(bl, dt, k_dst, s->xn1, w->wk, w->bk, T, C, KVD, NULL, e));
-    TRY(kern_matmul_forward(bl, dt, s->v, s->xn1, w->wv, w->bv, T, C, KVD, NULL, e));
+    TRY(kern_rmsnorm_forward(dt, s->xn1, s->rstd1, x_in, w->input_norm, T, C, eps, g->stream, e));
+    TRY(kern_matmul_forward(bl, dt, q_dst, s->xn1, w->wq, w->bq, T, C, HD, g->stream, e));
+    TRY(kern_matmul_forward(bl, dt, k_dst, s->xn1, w->wk, w->bk, T, C, KVD, g->stream, e));
+    TRY(kern_matmul_forward(bl, dt, s->v, s->xn1, w->wv, w->bv, T, C, KVD, g->stream, e));
     if (c->qk_norm) { /* per-head RMSNorm: T*H rows of D */
-        TRY(kern_rmsnorm_forward(dt, s->q, s->q_rstd, s->q_raw, w->q_norm, T * H, D, eps, NULL, e));
-        TRY(kern_rmsnorm_forward(dt, s->k, s->k_rstd, s->k_raw, w->k_norm, T * KV, D, eps, NULL, e));
+        TRY(kern_rmsnorm_forward(dt, s->q, s->q_rstd, s->q_raw, w->q_norm, T * H, D, eps, g->stream, e));
+        TRY(kern_rmsnorm_forward(dt, s->k, s->k_rstd, s->k_raw, w->k_norm, T * KV, D, eps, g->stream, e));
     }
-    TRY(kern_rope_forward(dt, s->q, g->b.inv_freq, pos, T, H, D, NULL, e));
-    TRY(kern_rope_forward(dt, s->k, g->b.inv_freq, pos, T, KV, D, NULL, e));
+    TRY(kern_rope_forward(dt, s->q, g->b.inv_freq, pos, T, H, D, g->stream, e));
+    TRY(kern_rope_forward(dt, s->k, g->b.inv_freq, pos, T, KV, D, g->stream, e));
     TRY(attend(ctx, l, s, e));
-    TRY(kern_matmul_forward(bl, dt, tmp, s->att, w->wo, w->bo, T, HD, C, NULL, e));
+    TRY(kern_matmul_forward(bl, dt, tmp, s->att, w->wo, w->bo, T, HD, C, g->stream, e));
     /* x_mid = x + attention, then xn2 = rmsnorm(x_mid), in one pass */
-    TRY(kern_residual_rmsnorm_forward(dt, s->x_mid, s->xn2, s->rstd2, x_in, tmp, w->post_norm, T, C, eps, NULL, e));
-    TRY(kern_matmul_forward(bl, dt, s->gate, s->xn2, w->w_gate, NULL, T, C, I, NULL, e));
-    TRY(kern_matmul_forward(bl, dt, s->up, s->xn2, w->w_up, NULL, T, C, I, NULL, e));
-    TRY(kern_swiglu_forward(dt, s->h, s->gate, s->up, (size_t)T * I, NULL, e));
+    TRY(kern_residual_rmsnorm_forward(dt, s->x_mid, s->xn2, s->rstd2, x_in, tmp, w->post_norm, T, C, eps, g->stream,
+                                      e));
+    TRY(kern_matmul_forward(bl, dt, s->gate, s->xn2, w->w_gate, NULL, T, C, I, g->stream, e));
+    TRY(kern_matmul_forward(bl, dt, s->up, s->xn2, w->w_up, NULL, T, C, I, g->stream, e));
+    TRY(kern_swiglu_forward(dt, s->h, s->gate, s->up, (size_t)T * I, g->stream, e));
     if (!x_out) return 0;
-    TRY(kern_matmul_forward(bl, dt, tmp, s->h, w->w_down, NULL, T, I, C, NULL, e));
-    return kern_residual_add(dt, x_out, s->x_mid, tmp, (size_t)T * C, NULL, e);
+    TRY(kern_matmul_forward(bl, dt, tmp, s->h, w->w_down, NULL, T, I, C, g->stream, e));
+    return kern_residual_add(dt, x_out, s->x_mid, tmp, (size_t)T * C, g->stream, e);
 }
 
 /* The training forward's attention: packed sequences (cu_seqlens), causal. */
@@ -466,7 +468,7 @@ static int packed_attention(void *ctx, int l, const gm_slot *s, rlvr_err *e) {
     const model_config *c = &g->cfg;
     (void)l;
     return kern_attention_forward(g->o.dtype, s->att, s->lse, s->q, s->k, s->v, g->b.cu, g->n_seqs, g->max_seqlen,
-                                  c->heads, c->kv_heads, c->head_dim, NULL, e);
+                                  c->heads, c->kv_heads, c->head_dim, g->stream, e);
 }
 
 /* Layer l of the training forward from x_in into slot s; x_out (may be NULL:
@@ -521,15 +523,15 @@ int gpu_model_forward(gpu_model *g, int n_seqs, const int *seq_len, const int *t
     }
     kern_dtype dt = g->o.dtype;
     int C = c->hidden, L = c->layers;
-    TRY(kern_embedding_forward(dt, x_of(g, 0), g->embed, b->tokens, T, C, NULL, e));
+    TRY(kern_embedding_forward(dt, x_of(g, 0), g->embed, b->tokens, T, C, g->stream, e));
     for (int l = 0; l < L; l++) TRY(layer_forward(g, l, x_of(g, l), slot_of(g, l), x_of(g, l + 1), e));
-    TRY(kern_rmsnorm_forward(dt, b->xnf, b->rstdf, x_of(g, L), g->final_norm, T, C, c->rms_eps, NULL, e));
+    TRY(kern_rmsnorm_forward(dt, b->xnf, b->rstdf, x_of(g, L), g->final_norm, T, C, c->rms_eps, g->stream, e));
     int chunk = lm_chunk_of(c, &g->o);
     for (int r0 = 0; r0 < T; r0 += LM_ROWS) {
         int R = T - r0 < LM_ROWS ? T - r0 : LM_ROWS;
         TRY(kern_lmhead_logprobs(g->blas, dt, b->logz + r0, b->logp + r0, b->ent + r0, at(g, b->xnf, (size_t)r0 * C),
                                  g->lm_head, b->targets + r0, R, C, c->vocab, chunk, b->lm_ws, lm_probs_at(g, r0),
-                                 lm_cmax_at(g, r0), NULL, e));
+                                 lm_cmax_at(g, r0), g->stream, e));
     }
     if (logp) TRY(kern_memcpy_d2h(logp, b->logp, (size_t)T * sizeof(float), e));
     if (entropy) TRY(kern_memcpy_d2h(entropy, b->ent, (size_t)T * sizeof(float), e));
@@ -554,37 +556,37 @@ static int layer_backward(gpu_model *g, int l, rlvr_err *e) {
     const void *x_in = x_of(g, l);
     if (g->o.recompute) TRY(layer_forward(g, l, x_in, s, NULL, e));
     /* MLP: dx is d x_{l+1}, which flows to x_mid through the residual unchanged */
-    TRY(kern_matmul_backward(bl, dt, b->dh, 0, gw->w_down, NULL, b->dx, s->h, w->w_down, T, I, C, NULL, e));
-    TRY(kern_swiglu_backward(dt, b->dgate, b->dup, b->dh, s->gate, s->up, (size_t)T * I, NULL, e));
-    TRY(kern_matmul_backward(bl, dt, b->dxn, 0, gw->w_gate, NULL, b->dgate, s->xn2, w->w_gate, T, C, I, NULL, e));
-    TRY(kern_matmul_backward(bl, dt, b->dxn, 1, gw->w_up, NULL, b->dup, s->xn2, w->w_up, T, C, I, NULL, e));
+    TRY(kern_matmul_backward(bl, dt, b->dh, 0, gw->w_down, NULL, b->dx, s->h, w->w_down, T, I, C, g->stream, e));
+    TRY(kern_swiglu_backward(dt, b->dgate, b->dup, b->dh, s->gate, s->up, (size_t)T * I, g->stream, e));
+    TRY(kern_matmul_backward(bl, dt, b->dxn, 0, gw->w_gate, NULL, b->dgate, s->xn2, w->w_gate, T, C, I, g->stream, e));
+    TRY(kern_matmul_backward(bl, dt, b->dxn, 1, gw->w_up, NULL, b->dup, s->xn2, w->w_up, T, C, I, g->stream, e));
     TRY(kern_rmsnorm_backward(dt, b->dx, gw->post_norm, b->dxn, s->x_mid, w->post_norm, s->rstd2, T, C,
-                              b->norm_scratch, NULL, e));
+                              b->norm_scratch, g->stream, e));
     /* attention: dx is now d x_mid */
-    TRY(kern_matmul_backward(bl, dt, b->datt, 0, gw->wo, gw->bo, b->dx, s->att, w->wo, T, HD, C, NULL, e));
-    TRY(kern_memzero(b->dq, thd, NULL, e));
-    TRY(kern_memzero(b->dk, tkv, NULL, e));
-    TRY(kern_memzero(b->dv, tkv, NULL, e));
+    TRY(kern_matmul_backward(bl, dt, b->datt, 0, gw->wo, gw->bo, b->dx, s->att, w->wo, T, HD, C, g->stream, e));
+    TRY(kern_memzero(b->dq, thd, g->stream, e));
+    TRY(kern_memzero(b->dk, tkv, g->stream, e));
+    TRY(kern_memzero(b->dv, tkv, g->stream, e));
     TRY(kern_attention_backward(dt, b->dq, b->dk, b->dv, b->datt, s->q, s->k, s->v, s->att, s->lse, b->cu, g->n_seqs,
-                                g->max_seqlen, T, H, KV, D, b->att_scratch, NULL, e));
-    TRY(kern_rope_backward(dt, b->dq, b->inv_freq, b->pos, T, H, D, NULL, e));
-    TRY(kern_rope_backward(dt, b->dk, b->inv_freq, b->pos, T, KV, D, NULL, e));
+                                g->max_seqlen, T, H, KV, D, b->att_scratch, g->stream, e));
+    TRY(kern_rope_backward(dt, b->dq, b->inv_freq, b->pos, T, H, D, g->stream, e));
+    TRY(kern_rope_backward(dt, b->dk, b->inv_freq, b->pos, T, KV, D, g->stream, e));
     void *gq = b->dq, *gk = b->dk;
     if (c->qk_norm) {
-        TRY(kern_memzero(b->dq_raw, thd, NULL, e));
-        TRY(kern_memzero(b->dk_raw, tkv, NULL, e));
+        TRY(kern_memzero(b->dq_raw, thd, g->stream, e));
+        TRY(kern_memzero(b->dk_raw, tkv, g->stream, e));
         TRY(kern_rmsnorm_backward(dt, b->dq_raw, gw->q_norm, b->dq, s->q_raw, w->q_norm, s->q_rstd, T * H, D,
-                                  b->norm_scratch, NULL, e));
+                                  b->norm_scratch, g->stream, e));
         TRY(kern_rmsnorm_backward(dt, b->dk_raw, gw->k_norm, b->dk, s->k_raw, w->k_norm, s->k_rstd, T * KV, D,
-                                  b->norm_scratch, NULL, e));
+                                  b->norm_scratch, g->stream, e));
         gq = b->dq_raw;
         gk = b->dk_raw;
     }
-    TRY(kern_matmul_backward(bl, dt, b->dxn, 0, gw->wq, gw->bq, gq, s->xn1, w->wq, T, C, HD, NULL, e));
-    TRY(kern_matmul_backward(bl, dt, b->dxn, 1, gw->wk, gw->bk, gk, s->xn1, w->wk, T, C, KVD, NULL, e));
-    TRY(kern_matmul_backward(bl, dt, b->dxn, 1, gw->wv, gw->bv, b->dv, s->xn1, w->wv, T, C, KVD, NULL, e));
+    TRY(kern_matmul_backward(bl, dt, b->dxn, 0, gw->wq, gw->bq, gq, s->xn1, w->wq, T, C, HD, g->stream, e));
+    TRY(kern_matmul_backward(bl, dt, b->dxn, 1, gw->wk, gw->bk, gk, s->xn1, w->wk, T, C, KVD, g->stream, e));
+    TRY(kern_matmul_backward(bl, dt, b->dxn, 1, gw->wv, gw->bv, b->dv, s->xn1, w->wv, T, C, KVD, g->stream, e));
     return kern_rmsnorm_backward(dt, b->dx, gw->input_norm, b->dxn, x_in, w->input_norm, s->rstd1, T, C,
-                                 b->norm_scratch, NULL, e);
+                                 b->norm_scratch, g->stream, e);
 }
 
 int gpu_model_backward(gpu_model *g, const float *dlogp, const float *dentropy, rlvr_err *e) {
@@ -599,23 +601,23 @@ int gpu_model_backward(gpu_model *g, const float *dlogp, const float *dentropy, 
     TRY(kern_memcpy_h2d(b->dlogp, dlogp, (size_t)T * sizeof(float), e));
     if (dentropy) TRY(kern_memcpy_h2d(b->dent, dentropy, (size_t)T * sizeof(float), e));
     /* LM head: d xnf in fp32, then into the activations' dtype for the final norm */
-    TRY(kern_memzero(b->dxnf, tc * sizeof(float), NULL, e));
+    TRY(kern_memzero(b->dxnf, tc * sizeof(float), g->stream, e));
     int chunk = lm_chunk_of(c, &g->o);
     for (int r0 = 0; r0 < T; r0 += LM_ROWS) {
         int R = T - r0 < LM_ROWS ? T - r0 : LM_ROWS;
         TRY(kern_lmhead_backward(g->blas, dt, b->dxnf + (size_t)r0 * C, g->g_lm_head, at(g, b->xnf, (size_t)r0 * C),
                                  g->lm_head, b->targets + r0, b->dlogp + r0, dentropy ? b->dent + r0 : NULL,
                                  b->logz + r0, b->ent + r0, R, C, c->vocab, chunk, b->lm_ws, lm_probs_at(g, r0),
-                                 lm_cmax_at(g, r0), NULL, e));
+                                 lm_cmax_at(g, r0), g->stream, e));
     }
     const void *dxnf = b->dxnf;
     if (dt != KERN_F32) {
-        TRY(kern_cast(dt, b->dxn, KERN_F32, b->dxnf, tc, NULL, e));
+        TRY(kern_cast(dt, b->dxn, KERN_F32, b->dxnf, tc, g->stream, e));
         dxnf = b->dxn;
     }
-    TRY(kern_memzero(b->dx, tc * g->dsz, NULL, e));
+    TRY(kern_memzero(b->dx, tc * g->dsz, g->stream, e));
     TRY(kern_rmsnorm_backward(dt, b->dx, g->g_final_norm, dxnf, x_of(g, L), g->final_norm, b->rstdf, T, C,
-                              b->norm_scratch, NULL, e));
+                              b->norm_scratch, g->stream, e));
     for (int l = L - 1; l >= 0; l--) TRY(layer_backward(g, l, e));
-    return kern_embedding_backward(dt, g->g_embed, b->dx, b->order, b->starts, b->unique, g->n_unique, C, NULL, e);
+    return kern_embedding_backward(dt, g->g_embed, b->dx, b->order, b->starts, b->unique, g->n_unique, C, g->stream, e);
 }

@@ -124,13 +124,18 @@ typedef struct gpu_paged_step {
 typedef struct gpu_paged gpu_paged;
 
 /* A KV pool of n_blocks blocks of block_size positions (every layer, K and V, in g's
- * dtype) and room for steps of up to max_tokens rows, max_seqs sequences with tables
- * max_blocks wide and max_draws logit rows. The forward reads g's weights where they are
- * (a training model's working copy: after an optimizer step the next forward uses the new
- * weights, no copy). g must outlive the result. */
+ * dtype; one more block past them that padding rows use) and room for steps of up to
+ * max_tokens rows, max_seqs sequences with tables max_blocks wide and max_draws logit
+ * rows. The forward reads g's weights where they are (a training model's working copy:
+ * after an optimizer step the next forward uses the new weights, no copy). g must outlive
+ * the result. Decode steps replay CUDA graphs where the build has them (see
+ * model_gpu_paged.c); gpu_paged_use_graphs(p, 0) runs every launch directly instead. */
 gpu_paged *gpu_paged_new(gpu_model *g, int n_blocks, int block_size, int max_tokens, int max_seqs, int max_blocks,
                          int max_draws, rlvr_err *e);
 void gpu_paged_free(gpu_paged *p);
+void gpu_paged_use_graphs(gpu_paged *p, int on);
+/* Decode steps run from graphs so far. */
+long long gpu_paged_graph_steps(const gpu_paged *p);
 /* Device bytes a gpu_paged of these sizes takes (pool and activations). */
 size_t gpu_paged_bytes(const model_config *c, kern_dtype dt, int n_blocks, int block_size, int max_tokens,
                        int max_seqs, int max_blocks, int max_draws);

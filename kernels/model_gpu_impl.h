@@ -62,6 +62,7 @@ struct gpu_model {
     gpu_mem_plan plan;
     size_t n_params, dsz;
     kern_blas *blas;
+    void *stream;       /* every launch goes here (a stream of its own, so the engine can capture graphs) */
     float *master;      /* [n_params] fp32 (train, or the working copy itself in fp32) */
     void *work;         /* [n_params] what the kernels read: == master in fp32 */
     float *grads, *m, *v;

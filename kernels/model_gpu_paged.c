@@ -3,34 +3,80 @@
  * read through block tables (kernels/paged_attention.cu), then the logits of the rows
  * that draw a token. It reads the gpu_model's weights in place, so a training model's
  * optimizer step is seen by the next rollout without a copy. CPU twin:
- * paged_model_forward (rollout/paged_model.c), which the tests compare with. */
+ * paged_model_forward (rollout/paged_model.c), which the tests compare with.
+ *
+ * Attention is always split-KV with one chunk length for the object's life: a row's
+ * result depends on its own sequence only, whatever the batch or the grid (a chunk past
+ * a sequence's end is empty and the merge skips it).
+ *
+ * Decode steps (one new row per sequence, each drawing) replay CUDA graphs: one per
+ * (batch bucket, table-width bucket), powers of two, captured the first time they are
+ * needed. The batch is padded to its bucket with rows that read and write a trash block
+ * past the pool, the tables to their bucket's width with that block too; the index arrays
+ * are laid out by (rows, width) alone, so a graph's pointers name where the next step of
+ * its bucket puts them. Replaying skips the per-launch host work (cuBLASLt's descriptors
+ * and heuristics, some 300 launches a step), which otherwise bounds small models. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model_gpu_impl.h"
 
+/* Chunks per sequence at most: the split scratch is this many partial results a row. */
+#define SPLIT_CHUNKS 16
+
+/* Where one step's index arrays lie in the index region (device) and its host mirror. */
+typedef struct step_idx {
+    int T, S, R, W; /* rows, sequences, draws, table width */
+    size_t n;       /* ints in all */
+    size_t tokens, positions, slots, cu_q, seq_lens, tables, logit_rows; /* offsets in ints */
+} step_idx;
+
 struct gpu_paged {
     gpu_model *g;
     int n_blocks, block_size, max_tokens, max_seqs, max_blocks, max_draws;
-    size_t layer_elems; /* one layer's pool, K or V: n_blocks * block_size * KV * D */
+    int trash;          /* the block past the pool that padding rows use: n_blocks */
+    int split_len;      /* attention chunk length */
+    size_t layer_elems; /* one layer's pool, K or V: (n_blocks + 1) * block_size * KV * D */
     void *pool;         /* K of every layer, then V of every layer */
-    void *mem;          /* activations and index arrays */
+    void *mem;          /* activations, scratch and index arrays */
     /* activations, max_tokens rows unless said */
     void *x, *x_mid, *xn, *tmp, *q, *q_raw, *k, *k_raw, *v, *att, *gate, *up, *h;
     float *lse;            /* [T, H] */
+    void *split_scratch;   /* kern_paged_attention_split_scratch */
     void *rows, *rows_n;   /* [max_draws, C] */
     float *logits;         /* [max_draws, V] */
-    int *tokens, *positions, *slots, *cu_q, *seq_lens, *tables, *logit_rows, *copies;
+    int *idx, *h_idx;      /* a step's index arrays (step_idx), device and host */
+    size_t idx_ints;
+    int *copies;
     /* sampling: the draws' parameters and keys in (params [n], seq ids [n], positions [n],
      * laid out for the call's n), their tokens [n] then log-probs [n] out; host staging */
     void *sample_in, *sample_out, *h_sample;
-    int n_draws; /* rows of logits the last forward left */
+    int n_draws; /* rows of logits the last forward left for sampling */
+    /* decode graphs [batch bucket][width bucket] */
+    int use_graphs, n_bb, n_wb;
+    kern_graph **graphs;
+    long long graph_steps;
 };
 
 enum { SAMPLE_IN_ROW = sizeof(kern_sample_params) + 2 * sizeof(uint64_t), SAMPLE_OUT_ROW = sizeof(int) + sizeof(float) };
 
-/* Carves (or, with base NULL, counts) the activations and index arrays. */
+static int ceil_log2(int x) {
+    int l = 0;
+    while ((1 << l) < x) l++;
+    return l;
+}
+
+/* The index arrays of a step of T rows, S sequences, R draws and tables W wide, packed. */
+static step_idx idx_layout(int T, int S, int R, int W) {
+    step_idx x = {.T = T, .S = S, .R = R, .W = W};
+    x.tokens = 0, x.positions = (size_t)T, x.slots = 2 * (size_t)T, x.cu_q = 3 * (size_t)T;
+    x.seq_lens = x.cu_q + S + 1, x.tables = x.seq_lens + S, x.logit_rows = x.tables + (size_t)S * W;
+    x.n = x.logit_rows + R;
+    return x;
+}
+
+/* Carves (or, with base NULL, counts) the activations, scratch and index arrays. */
 static void paged_layout(gpu_paged *p, const model_config *c, kern_dtype dt, bump *b) {
     size_t T = (size_t)p->max_tokens, C = (size_t)c->hidden, HD = (size_t)c->heads * c->head_dim,
            KVD = (size_t)c->kv_heads * c->head_dim, I = (size_t)c->intermediate, R = (size_t)p->max_draws,
@@ -49,28 +95,37 @@ static void paged_layout(gpu_paged *p, const model_config *c, kern_dtype dt, bum
     p->up = take(b, T * I * ds);
     p->h = take(b, T * I * ds);
     p->lse = take(b, T * (size_t)c->heads * sizeof(float));
+    p->split_scratch = take(b, kern_paged_attention_split_scratch(p->max_tokens, c->heads, c->head_dim,
+                                                                  p->max_blocks * p->block_size, p->split_len));
     p->rows = take(b, R * C * ds);
     p->rows_n = take(b, R * C * ds);
     p->logits = take(b, R * (size_t)c->vocab * sizeof(float));
-    p->tokens = take(b, T * i4);
-    p->positions = take(b, T * i4);
-    p->slots = take(b, T * i4);
-    p->cu_q = take(b, ((size_t)p->max_seqs + 1) * i4);
-    p->seq_lens = take(b, (size_t)p->max_seqs * i4);
-    p->tables = take(b, (size_t)p->max_seqs * p->max_blocks * i4);
-    p->logit_rows = take(b, R * i4);
+    /* the largest step: every row, sequence and draw, full-width tables */
+    p->idx_ints = idx_layout(p->max_tokens, p->max_seqs, p->max_draws, p->max_blocks).n;
+    p->idx = take(b, p->idx_ints * i4);
     p->copies = take(b, (size_t)p->max_seqs * 3 * i4); /* a step copies at most a block a sequence */
     p->sample_in = take(b, R * SAMPLE_IN_ROW);
     p->sample_out = take(b, R * SAMPLE_OUT_ROW);
 }
 
+/* Both pools (K, V) of every layer, with the trash block. */
 static size_t pool_bytes(const model_config *c, kern_dtype dt, int n_blocks, int block_size) {
-    return 2 * (size_t)c->layers * n_blocks * block_size * c->kv_heads * c->head_dim * kern_dtype_size(dt);
+    return 2 * (size_t)c->layers * (n_blocks + 1) * block_size * c->kv_heads * c->head_dim * kern_dtype_size(dt);
+}
+
+/* The chunk length for sequences of up to max_len positions: at most SPLIT_CHUNKS chunks,
+ * a power of two, at least 16. */
+static int split_len_for(int max_len) {
+    int s = 16;
+    while ((long long)s * SPLIT_CHUNKS < max_len) s *= 2;
+    return s;
 }
 
 size_t gpu_paged_bytes(const model_config *c, kern_dtype dt, int n_blocks, int block_size, int max_tokens,
                        int max_seqs, int max_blocks, int max_draws) {
-    gpu_paged p = {.max_tokens = max_tokens, .max_seqs = max_seqs, .max_blocks = max_blocks, .max_draws = max_draws};
+    gpu_paged p = {.block_size = block_size, .max_tokens = max_tokens, .max_seqs = max_seqs,
+                   .max_blocks = max_blocks, .max_draws = max_draws,
+                   .split_len = split_len_for(max_blocks * block_size)};
     bump b = {NULL, 0};
     paged_layout(&p, c, dt, &b);
     return pool_bytes(c, dt, n_blocks, block_size) + b.off;
@@ -80,7 +135,8 @@ gpu_paged *gpu_paged_new(gpu_model *g, int n_blocks, int block_size, int max_tok
                          int max_draws, rlvr_err *e) {
     const model_config *c = &g->cfg;
     if (n_blocks < 1 || block_size < 1 || (block_size & (block_size - 1)) || max_tokens < 1 || max_seqs < 1 ||
-        max_blocks < 1 || max_draws < 1) {
+        max_blocks < 1 || max_draws < 1 || n_blocks >= INT32_MAX / block_size - 1 ||
+        (long long)max_blocks * block_size > INT32_MAX / 2) { /* slots and positions are ints */
         err_set(e, "GPU paged forward: bad sizes (%d blocks of %d positions, %d rows, %d sequences, tables of %d, "
                    "%d draws; the block size a power of two)",
                 n_blocks, block_size, max_tokens, max_seqs, max_blocks, max_draws);
@@ -106,11 +162,17 @@ gpu_paged *gpu_paged_new(gpu_model *g, int n_blocks, int block_size, int max_tok
         return NULL;
     }
     *p = (gpu_paged){.g = g, .n_blocks = n_blocks, .block_size = block_size, .max_tokens = max_tokens,
-                     .max_seqs = max_seqs, .max_blocks = max_blocks, .max_draws = max_draws};
-    p->layer_elems = (size_t)n_blocks * block_size * c->kv_heads * c->head_dim;
+                     .max_seqs = max_seqs, .max_blocks = max_blocks, .max_draws = max_draws, .trash = n_blocks,
+                     .split_len = split_len_for(max_blocks * block_size), .use_graphs = kern_graphs_supported()};
+    p->layer_elems = (size_t)(n_blocks + 1) * block_size * c->kv_heads * c->head_dim;
+    p->n_bb = ceil_log2(max_seqs) + 1;
+    p->n_wb = ceil_log2(max_blocks) + 1;
     bump b = {NULL, 0};
     paged_layout(p, c, g->o.dtype, &b);
-    if (!(p->h_sample = malloc((size_t)max_draws * SAMPLE_IN_ROW))) {
+    p->h_sample = malloc((size_t)max_draws * SAMPLE_IN_ROW);
+    p->h_idx = malloc(p->idx_ints * sizeof(int));
+    p->graphs = calloc((size_t)p->n_bb * p->n_wb, sizeof *p->graphs);
+    if (!p->h_sample || !p->h_idx || !p->graphs) {
         err_set(e, "out of memory");
         gpu_paged_free(p);
         return NULL;
@@ -128,12 +190,17 @@ gpu_paged *gpu_paged_new(gpu_model *g, int n_blocks, int block_size, int max_tok
 
 void gpu_paged_free(gpu_paged *p) {
     if (!p) return;
+    for (int i = 0; p->graphs && i < p->n_bb * p->n_wb; i++) kern_graph_free(p->graphs[i]);
+    free(p->graphs);
     kern_free(p->pool);
     kern_free(p->mem);
+    free(p->h_idx);
     free(p->h_sample);
     free(p);
 }
 
+void gpu_paged_use_graphs(gpu_paged *p, int on) { p->use_graphs = on && kern_graphs_supported(); }
+long long gpu_paged_graph_steps(const gpu_paged *p) { return p->graph_steps; }
 const float *gpu_paged_logits(const gpu_paged *p) { return p->logits; }
 
 /* Layer l's pool, K (v = 0) or V (v = 1). */
@@ -148,14 +215,12 @@ int gpu_paged_copy(gpu_paged *p, const int *copies, int n_copies, rlvr_err *e) {
         return err_set(e, "GPU paged forward: %d block copies in one step (room for %d)", n_copies, p->max_seqs);
     const model_config *c = &p->g->cfg;
     if (kern_memcpy_h2d(p->copies, copies, (size_t)n_copies * 3 * sizeof(int), e) != 0) return -1;
-    if (kern_kv_block_copy(p->g->o.dtype, pool_of(p, 0, 0), pool_of(p, 0, 1), p->copies, n_copies, c->layers,
-                           p->layer_elems, p->n_blocks, p->block_size, c->kv_heads, c->head_dim, NULL, e) != 0)
-        return -1;
-    return 0;
+    return kern_kv_block_copy(p->g->o.dtype, pool_of(p, 0, 0), pool_of(p, 0, 1), p->copies, n_copies, c->layers,
+                              p->layer_elems, p->n_blocks, p->block_size, c->kv_heads, c->head_dim, p->g->stream, e);
 }
 
-/* The step's index arrays onto the device, after checking them against the room. */
-static int upload_step(gpu_paged *p, const gpu_paged_step *s, int *max_q, int *max_len, rlvr_err *e) {
+/* Checks a step against the room and the model; *max_q gets its most new rows of a sequence. */
+static int check_step(const gpu_paged *p, const gpu_paged_step *s, int *max_q, rlvr_err *e) {
     if (s->n_seqs < 1 || s->n_seqs > p->max_seqs || s->n_tokens < 1 || s->n_tokens > p->max_tokens ||
         s->n_draws < 0 || s->n_draws > p->max_draws || s->max_blocks < 1 || s->max_blocks > p->max_blocks)
         return err_set(e, "GPU paged forward: a step of %d rows, %d sequences, %d draws and tables of %d (room for "
@@ -166,7 +231,7 @@ static int upload_step(gpu_paged *p, const gpu_paged_step *s, int *max_q, int *m
         return err_set(e, "GPU paged forward: cu_q runs %d .. %d over %d rows", s->cu_q[0], s->cu_q[s->n_seqs],
                        s->n_tokens);
     const model_config *c = &p->g->cfg;
-    *max_q = 0, *max_len = 0;
+    *max_q = 0;
     for (int i = 0; i < s->n_seqs; i++) {
         int n_new = s->cu_q[i + 1] - s->cu_q[i];
         if (n_new < 1 || s->seq_lens[i] < n_new || s->seq_lens[i] > s->max_blocks * p->block_size)
@@ -177,7 +242,6 @@ static int upload_step(gpu_paged *p, const gpu_paged_step *s, int *max_q, int *m
                               "not supported",
                            i, s->seq_lens[i], c->sliding_window);
         if (n_new > *max_q) *max_q = n_new;
-        if (s->seq_lens[i] > *max_len) *max_len = s->seq_lens[i];
     }
     for (int t = 0; t < s->n_tokens; t++)
         if (s->tokens[t] < 0 || s->tokens[t] >= c->vocab)
@@ -186,63 +250,128 @@ static int upload_step(gpu_paged *p, const gpu_paged_step *s, int *max_q, int *m
     for (int d = 0; d < s->n_draws; d++)
         if (s->logit_rows[d] < 0 || s->logit_rows[d] >= s->n_tokens)
             return err_set(e, "GPU paged forward: draw %d reads row %d of %d", d, s->logit_rows[d], s->n_tokens);
-    size_t T = (size_t)s->n_tokens, S = (size_t)s->n_seqs, i4 = sizeof(int);
-    TRY(kern_memcpy_h2d(p->tokens, s->tokens, T * i4, e));
-    TRY(kern_memcpy_h2d(p->positions, s->positions, T * i4, e));
-    TRY(kern_memcpy_h2d(p->slots, s->slot_mapping, T * i4, e));
-    TRY(kern_memcpy_h2d(p->cu_q, s->cu_q, (S + 1) * i4, e));
-    TRY(kern_memcpy_h2d(p->seq_lens, s->seq_lens, S * i4, e));
-    TRY(kern_memcpy_h2d(p->tables, s->block_tables, S * (size_t)s->max_blocks * i4, e));
-    if (s->n_draws) TRY(kern_memcpy_h2d(p->logit_rows, s->logit_rows, (size_t)s->n_draws * i4, e));
+    for (int i = 0; i < s->n_seqs; i++) /* the entries that hold the sequence's positions */
+        for (int k = 0; k < (s->seq_lens[i] + p->block_size - 1) / p->block_size; k++) {
+            const int b = s->block_tables[(size_t)i * s->max_blocks + k];
+            if (b < 0 || b >= p->n_blocks)
+                return err_set(e, "GPU paged forward: sequence %d: table entry %d is block %d of a pool of %d", i, k,
+                               b, p->n_blocks);
+        }
     return 0;
+}
+
+/* Fills the host mirror of x's layout from step s, padding it to x's sizes: extra rows are
+ * token 0 at position 0 of an extra one-row sequence that writes and reads the trash
+ * block, each drawing from its own row; table entries past a sequence's (-1 in fwd_batch)
+ * are the trash block. */
+static void stage_step(gpu_paged *p, const gpu_paged_step *s, const step_idx *x) {
+    int *h = p->h_idx;
+    const int n = s->n_tokens, trash_slot = p->trash * p->block_size;
+    memcpy(h + x->tokens, s->tokens, (size_t)n * sizeof(int));
+    memcpy(h + x->positions, s->positions, (size_t)n * sizeof(int));
+    memcpy(h + x->slots, s->slot_mapping, (size_t)n * sizeof(int));
+    for (int t = n; t < x->T; t++) h[x->tokens + t] = 0, h[x->positions + t] = 0, h[x->slots + t] = trash_slot;
+    memcpy(h + x->cu_q, s->cu_q, ((size_t)s->n_seqs + 1) * sizeof(int));
+    memcpy(h + x->seq_lens, s->seq_lens, (size_t)s->n_seqs * sizeof(int));
+    for (int i = s->n_seqs; i < x->S; i++) h[x->cu_q + i + 1] = n + (i - s->n_seqs) + 1, h[x->seq_lens + i] = 1;
+    for (int i = 0; i < x->S; i++) {
+        int *row = h + x->tables + (size_t)i * x->W;
+        const int used = i < s->n_seqs ? (s->seq_lens[i] + p->block_size - 1) / p->block_size : 0;
+        memcpy(row, s->block_tables + (size_t)i * s->max_blocks, (size_t)used * sizeof(int));
+        for (int k = used; k < x->W; k++) row[k] = p->trash;
+    }
+    memcpy(h + x->logit_rows, s->logit_rows, (size_t)s->n_draws * sizeof(int));
+    for (int d = s->n_draws; d < x->R; d++) h[x->logit_rows + d] = n + (d - s->n_draws);
 }
 
 /* What the paged attention of one step reads besides the layer's activations. */
 typedef struct paged_attend {
     gpu_paged *p;
     const kern_paged_batch *pb;
+    const int *slots;
     int T;
 } paged_attend;
 
 /* The engine's attention: the rows' K/V into their slots, then every row against its
- * sequence through the block table. */
+ * sequence through the block table, split-KV. */
 static int paged_attention(void *ctx, int l, const gm_slot *s, rlvr_err *e) {
     const paged_attend *a = ctx;
     gpu_paged *p = a->p;
     const model_config *c = &p->g->cfg;
     kern_dtype dt = p->g->o.dtype;
+    const int pool_blocks = p->n_blocks + 1;
     TRY(kern_kv_write(dt, pool_of(p, l, 0), pool_of(p, l, 1), s->k, s->v, (size_t)c->kv_heads * c->head_dim,
-                      p->slots, a->T, p->n_blocks, p->block_size, c->kv_heads, c->head_dim, NULL, e));
-    return kern_paged_attention_forward(dt, s->att, s->lse, s->q, pool_of(p, l, 0), pool_of(p, l, 1), a->pb,
-                                        p->n_blocks, p->block_size, c->heads, c->kv_heads, c->head_dim, NULL, e);
+                      a->slots, a->T, pool_blocks, p->block_size, c->kv_heads, c->head_dim, p->g->stream, e));
+    return kern_paged_attention_split_forward(dt, s->att, s->lse, s->q, pool_of(p, l, 0), pool_of(p, l, 1), a->pb,
+                                              pool_blocks, p->block_size, c->heads, c->kv_heads, c->head_dim,
+                                              p->split_len, p->split_scratch, p->g->stream, e);
 }
 
-int gpu_paged_forward(gpu_paged *p, const gpu_paged_step *s, float *logits, rlvr_err *e) {
+/* The launches of one step whose index arrays lie at x in the device region: the layers
+ * over x->T rows, then the logits of its x->R draw rows. Run directly, or captured. */
+static int forward_launches(gpu_paged *p, const step_idx *x, int max_q, rlvr_err *e) {
     gpu_model *g = p->g;
     const model_config *c = &g->cfg;
     kern_dtype dt = g->o.dtype;
-    int max_q = 0, max_len = 0;
-    p->n_draws = 0;
-    TRY(upload_step(p, s, &max_q, &max_len, e));
-    const int T = s->n_tokens, C = c->hidden, R = s->n_draws;
-    kern_paged_batch pb = {.block_tables = p->tables, .cu_q = p->cu_q, .seq_lens = p->seq_lens,
-                           .n_seqs = s->n_seqs, .max_blocks = s->max_blocks, .T = T, .max_q = max_q,
-                           .max_seq_len = max_len};
-    TRY(kern_embedding_forward(dt, p->x, g->embed, p->tokens, T, C, NULL, e));
+    const int T = x->T, C = c->hidden, R = x->R;
+    const int *d = p->idx;
+    kern_paged_batch pb = {.block_tables = d + x->tables, .cu_q = d + x->cu_q, .seq_lens = d + x->seq_lens,
+                           .n_seqs = x->S, .max_blocks = x->W, .T = T, .max_q = max_q,
+                           .max_seq_len = x->W * p->block_size};
+    TRY(kern_embedding_forward(dt, p->x, g->embed, d + x->tokens, T, C, g->stream, e));
     /* the layer's activations; nothing is kept for a backward (no rstd), xn serves both norms */
     gm_slot acts = {.xn1 = p->xn, .xn2 = p->xn, .x_mid = p->x_mid, .q_raw = p->q_raw, .q = p->q, .k_raw = p->k_raw,
-                 .k = p->k, .v = p->v, .att = p->att, .lse = p->lse, .gate = p->gate, .up = p->up, .h = p->h};
-    paged_attend pa = {p, &pb, T};
+                    .k = p->k, .v = p->v, .att = p->att, .lse = p->lse, .gate = p->gate, .up = p->up, .h = p->h};
+    paged_attend pa = {p, &pb, d + x->slots, T};
     for (int l = 0; l < c->layers; l++)
-        TRY(gm_layer_forward(g, l, T, p->positions, p->x, &acts, p->tmp, paged_attention, &pa, p->x, e));
+        TRY(gm_layer_forward(g, l, T, d + x->positions, p->x, &acts, p->tmp, paged_attention, &pa, p->x, e));
     if (R == 0) return 0;
     /* the draw rows only: gathered (an embedding lookup into x), normed, times the head */
-    TRY(kern_embedding_forward(dt, p->rows, p->x, p->logit_rows, R, C, NULL, e));
-    TRY(kern_rmsnorm_forward(dt, p->rows_n, NULL, p->rows, g->final_norm, R, C, c->rms_eps, NULL, e));
-    TRY(kern_gemm(g->blas, dt, KERN_F32, 0, 1, R, c->vocab, C, 1.0f, p->rows_n, C, g->lm_head, C, 0.0f, p->logits,
-                  c->vocab, NULL, NULL, e));
-    if (logits) TRY(kern_memcpy_d2h(logits, p->logits, (size_t)R * c->vocab * sizeof(float), e));
-    p->n_draws = R;
+    TRY(kern_embedding_forward(dt, p->rows, p->x, d + x->logit_rows, R, C, g->stream, e));
+    TRY(kern_rmsnorm_forward(dt, p->rows_n, NULL, p->rows, g->final_norm, R, C, c->rms_eps, g->stream, e));
+    return kern_gemm(g->blas, dt, KERN_F32, 0, 1, R, c->vocab, C, 1.0f, p->rows_n, C, g->lm_head, C, 0.0f, p->logits,
+                     c->vocab, NULL, g->stream, e);
+}
+
+/* A decode step from its bucket's graph, captured first if it is the bucket's first. */
+static int forward_graph(gpu_paged *p, const step_idx *x, rlvr_err *e) {
+    kern_graph **slot = &p->graphs[(size_t)ceil_log2(x->S) * p->n_wb + ceil_log2(x->W)];
+    if (!*slot) {
+        TRY(kern_graph_begin(p->g->stream, e));
+        int rc = forward_launches(p, x, 1, e);
+        rlvr_err end_err = {{0}};
+        kern_graph *graph = NULL;
+        /* the capture ends either way, so the stream is usable after a failed launch */
+        if (kern_graph_end(p->g->stream, &graph, rc == 0 ? e : &end_err) != 0 || rc != 0) {
+            kern_graph_free(graph);
+            return -1;
+        }
+        *slot = graph;
+    }
+    TRY(kern_graph_launch(*slot, p->g->stream, e));
+    p->graph_steps++;
+    return 0;
+}
+
+int gpu_paged_forward(gpu_paged *p, const gpu_paged_step *s, float *logits, rlvr_err *e) {
+    const model_config *c = &p->g->cfg;
+    int max_q = 0;
+    p->n_draws = 0;
+    TRY(check_step(p, s, &max_q, e));
+    int W = 1 << ceil_log2(s->max_blocks);
+    if (W > p->max_blocks) W = p->max_blocks;
+    /* a decode step of n rows runs as its bucket's graph, padded to the bucket's size */
+    int bucket = 1 << ceil_log2(s->n_seqs);
+    if (bucket > p->max_seqs) bucket = p->max_seqs;
+    const int graph = p->use_graphs && max_q == 1 && s->n_tokens == s->n_seqs && s->n_draws == s->n_seqs &&
+                      bucket <= p->max_tokens && bucket <= p->max_draws;
+    const step_idx x = graph ? idx_layout(bucket, bucket, bucket, W) : idx_layout(s->n_tokens, s->n_seqs, s->n_draws, W);
+    stage_step(p, s, &x);
+    TRY(kern_memcpy_h2d(p->idx, p->h_idx, x.n * sizeof(int), e));
+    TRY(graph ? forward_graph(p, &x, e) : forward_launches(p, &x, max_q, e));
+    if (s->n_draws && logits)
+        TRY(kern_memcpy_d2h(logits, p->logits, (size_t)s->n_draws * c->vocab * sizeof(float), e));
+    p->n_draws = s->n_draws;
     return 0;
 }
 
@@ -260,7 +389,7 @@ int gpu_paged_sample(gpu_paged *p, int n, const kern_sample_params *params, uint
     int *d_tok = p->sample_out;
     float *d_logp = (float *)(d_tok + n);
     TRY(kern_sample(p->logits, n, p->g->cfg.vocab, (const kern_sample_params *)d, (const uint64_t *)(d + np),
-                    (const uint64_t *)(d + np + nk), seed, d_tok, d_logp, NULL, e));
+                    (const uint64_t *)(d + np + nk), seed, d_tok, d_logp, p->g->stream, e));
     /* one copy out: the tokens, then their log-probs */
     TRY(kern_memcpy_d2h(h, p->sample_out, (size_t)n * SAMPLE_OUT_ROW, e));
     memcpy(tokens, h, (size_t)n * sizeof(int));

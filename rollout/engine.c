@@ -26,7 +26,9 @@ static int fwd_init(engine_fwd *f, model *m, const engine_opts *eo, const sched_
     if (gpu_model_check_host(eo->gpu, m, e) != 0) return -1;
     f->gp = gpu_paged_new(eo->gpu, so->n_blocks, so->block_size, so->max_tokens, so->max_running, max_blocks,
                           so->max_running, e);
-    return f->gp ? 0 : -1;
+    if (!f->gp) return -1;
+    if (eo->eager) gpu_paged_use_graphs(f->gp, 0);
+    return 0;
 }
 
 static void fwd_free(engine_fwd *f) {
@@ -178,6 +180,7 @@ int engine_generate(model *m, sample_seq *seqs, int n, const sample_gen_opts *o,
         seqs[k].finish = finish;
     }
     if (stats) *stats = sched_get_stats(s);
+    if (eo && eo->graph_steps) *eo->graph_steps = fwd.gp ? gpu_paged_graph_steps(fwd.gp) : 0;
     rc = 0;
 done:
     draw_free(&d);

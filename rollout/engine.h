@@ -29,6 +29,9 @@ typedef struct engine_opts {
     int watermark;  /* free blocks an admission leaves; 0: 1 */
     gpu_model *gpu; /* NULL: the forward on the CPU; else on the GPU with this model's weights
                        (the model's config must be m's); sampling on the device too */
+    int eager;      /* GPU: launch every decode step's kernels directly instead of replaying
+                       CUDA graphs (model_gpu_paged.c) */
+    long long *graph_steps; /* GPU, may be NULL: receives the steps replayed from graphs */
 } engine_opts;
 
 /* Generates seqs[0..n) as sample_generate does. o->batch bounds the running samples (0:

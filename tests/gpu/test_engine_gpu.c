@@ -3,7 +3,9 @@
  * engine on the CPU (paged_model), on random llama-, qwen2- and qwen3-shaped models:
  * 3 prompts x 4 samples sharing each prompt's KV blocks, 12 new tokens, greedy, at
  * temperature 1, and at temperature 0.7 with top-k, top-p and min-p, in fp32. The GPU
- * engine samples on the device (kern_sample), the CPU engine with sample_next. The logits
+ * engine samples on the device (kern_sample), the CPU engine with sample_next; its decode
+ * steps replay CUDA graphs (each one, padded from 12 rows to 16), and with the graphs off
+ * it samples the same tokens. The logits
  * of the two forwards differ by float rounding only (cuBLASLt's and the CPU's sums run in
  * other orders), so every sampled token must be the same and every sampling
  * log-probability within 1e-4. Then the weights change on the GPU
@@ -30,16 +32,17 @@ static const sample_params GREEDY = {0.0f, 0, 1.0f, 0.0f}, PLAIN = {1.0f, 0, 1.0
 typedef struct outputs {
     int tokens[N][MAX_NEW], n[N];
     float logp[N][MAX_NEW];
+    long long graph_steps;
 } outputs;
 
 /* 0 when it ran; else the error is in e. */
-static int generate(model *m, gpu_model *g, sample_params sp, outputs *out, rlvr_err *e) {
+static int generate(model *m, gpu_model *g, sample_params sp, int eager, outputs *out, rlvr_err *e) {
     sample_seq q[N];
     for (int i = 0; i < N; i++)
         q[i] = (sample_seq){.prompt = PROMPTS[i / G], .n_prompt = PROMPT_LEN[i / G], .seq_id = (uint64_t)i,
                             .out = out->tokens[i], .out_logp = out->logp[i]};
     sample_gen_opts o = {.params = sp, .seed = 42, .max_new = MAX_NEW};
-    engine_opts eo = {.gpu = g};
+    engine_opts eo = {.gpu = g, .eager = eager, .graph_steps = &out->graph_steps};
     if (engine_generate(m, q, N, &o, g ? &eo : NULL, NULL, e) != 0) return -1;
     for (int i = 0; i < N; i++) out->n[i] = q[i].n_out;
     return 0;
@@ -48,10 +51,17 @@ static int generate(model *m, gpu_model *g, sample_params sp, outputs *out, rlvr
 /* The GPU engine's outputs go to *gpu_out (may be NULL). */
 static void compare(const char *what, model *m, gpu_model *g, sample_params sp, outputs *gpu_out) {
     rlvr_err e = {{0}};
-    outputs cpu, gpu;
-    CHECK(generate(m, NULL, sp, &cpu, &e) == 0, "%s: CPU engine: %s", what, e.msg);
-    CHECK(generate(m, g, sp, &gpu, &e) == 0, "%s: GPU engine: %s", what, e.msg);
+    outputs cpu, gpu, eager;
+    CHECK(generate(m, NULL, sp, 0, &cpu, &e) == 0, "%s: CPU engine: %s", what, e.msg);
+    CHECK(generate(m, g, sp, 0, &gpu, &e) == 0, "%s: GPU engine: %s", what, e.msg);
+    CHECK(generate(m, g, sp, 1, &eager, &e) == 0, "%s: GPU engine, no graphs: %s", what, e.msg);
     if (gpu_failures) return;
+    /* every decode step from a graph (12 samples padded to 16 rows) where the build has them */
+    CHECK(eager.graph_steps == 0 && gpu.graph_steps == (kern_graphs_supported() ? MAX_NEW - 1 : 0),
+          "%s: %lld and %lld decode steps from graphs", what, gpu.graph_steps, eager.graph_steps);
+    for (int i = 0; i < N; i++)
+        CHECK(eager.n[i] == gpu.n[i] && !memcmp(eager.tokens[i], gpu.tokens[i], (size_t)gpu.n[i] * sizeof(int)),
+              "%s: sample %d: the graphs' tokens differ from the direct launches'", what, i);
     int same = 0, total = 0;
     double max_dlp = 0;
     for (int i = 0; i < N; i++) {
@@ -124,11 +134,11 @@ int main(void) {
     CHECK(gb != NULL, "%s", e.msg);
     if (gb) {
         outputs out;
-        CHECK(generate(a, gb, GREEDY, &out, &e) == -1 && strstr(e.msg, "parameters"),
+        CHECK(generate(a, gb, GREEDY, 0, &out, &e) == -1 && strstr(e.msg, "parameters"),
               "a GPU model of another shape: %s", e.msg);
-        /* 2^27 blocks of 16 positions: terabytes of K/V */
-        gpu_paged *big = gpu_paged_new(gb, 1 << 27, 16, 64, 8, 4, 8, &e);
-        CHECK(!big && strstr(e.msg, "KV pool (134217728 blocks of 16 positions)") && strstr(e.msg, "free"),
+        /* 2^26 blocks of 16 positions: a terabyte of K/V */
+        gpu_paged *big = gpu_paged_new(gb, 1 << 26, 16, 64, 8, 4, 8, &e);
+        CHECK(!big && strstr(e.msg, "KV pool (67108864 blocks of 16 positions)") && strstr(e.msg, "free"),
               "an oversized pool: %s", big ? "accepted" : e.msg);
         gpu_paged_free(big);
         gpu_model_free(gb);

@@ -48,6 +48,24 @@ int kern_synchronize(rlvr_err *e) { return 0; }
 int kern_memzero(void *p, size_t bytes, void *stream, rlvr_err *e) { return memset(p, 0, bytes), 0; }
 size_t kern_dtype_size(kern_dtype t) { return t == KERN_BF16 ? 2 : 4; }
 
+/* Streams are a name only (launches here run at once); nothing can be captured, so the
+ * callers run their launches directly (graph-captured paths are tested on a GPU). */
+void *kern_stream_new(rlvr_err *e) {
+    static int stream;
+    return &stream;
+}
+void kern_stream_free(void *stream) {}
+int kern_graphs_supported(void) { return 0; }
+int kern_graph_begin(void *stream, rlvr_err *e) { return err_set(e, "host emulation: no CUDA graphs"); }
+int kern_graph_end(void *stream, kern_graph **graph, rlvr_err *e) {
+    *graph = NULL;
+    return err_set(e, "host emulation: no CUDA graphs");
+}
+int kern_graph_launch(kern_graph *graph, void *stream, rlvr_err *e) {
+    return err_set(e, "host emulation: no CUDA graphs");
+}
+void kern_graph_free(kern_graph *graph) {}
+
 struct kern_blas {
     int unused;
 };
