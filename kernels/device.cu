@@ -51,6 +51,11 @@ extern "C" int kern_memcpy_d2h(void *dst, const void *src, size_t bytes, rlvr_er
     return 0;
 }
 
+extern "C" int kern_memcpy_d2d(void *dst, const void *src, size_t bytes, rlvr_err *e) {
+    CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice), e);
+    return 0;
+}
+
 extern "C" int kern_synchronize(rlvr_err *e) {
     CUDA_CHECK(cudaDeviceSynchronize(), e);
     return 0;

@@ -38,6 +38,8 @@ void *kern_malloc(size_t bytes, rlvr_err *e);
 void kern_free(void *p);
 int kern_memcpy_h2d(void *dst, const void *src, size_t bytes, rlvr_err *e);
 int kern_memcpy_d2h(void *dst, const void *src, size_t bytes, rlvr_err *e);
+/* Device to device, synchronous (what the decode benchmark times as the copy bandwidth). */
+int kern_memcpy_d2d(void *dst, const void *src, size_t bytes, rlvr_err *e);
 int kern_synchronize(rlvr_err *e);
 /* Sets `bytes` of device memory at p to zero, in stream order (for the launchers that
  * accumulate into their outputs). */

@@ -19,6 +19,7 @@ void kern_free(void *p) {}
 
 int kern_memcpy_h2d(void *dst, const void *src, size_t bytes, rlvr_err *e) { return err_set(e, "built without CUDA"); }
 int kern_memcpy_d2h(void *dst, const void *src, size_t bytes, rlvr_err *e) { return err_set(e, "built without CUDA"); }
+int kern_memcpy_d2d(void *dst, const void *src, size_t bytes, rlvr_err *e) { return err_set(e, "built without CUDA"); }
 int kern_synchronize(rlvr_err *e) { return err_set(e, "built without CUDA"); }
 int kern_memzero(void *p, size_t bytes, void *stream, rlvr_err *e) { return err_set(e, "built without CUDA"); }
 

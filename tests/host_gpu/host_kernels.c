@@ -44,6 +44,7 @@ void *kern_malloc(size_t bytes, rlvr_err *e) {
 void kern_free(void *p) { free(p); }
 int kern_memcpy_h2d(void *dst, const void *src, size_t bytes, rlvr_err *e) { return memcpy(dst, src, bytes), 0; }
 int kern_memcpy_d2h(void *dst, const void *src, size_t bytes, rlvr_err *e) { return memcpy(dst, src, bytes), 0; }
+int kern_memcpy_d2d(void *dst, const void *src, size_t bytes, rlvr_err *e) { return memcpy(dst, src, bytes), 0; }
 int kern_synchronize(rlvr_err *e) { return 0; }
 int kern_memzero(void *p, size_t bytes, void *stream, rlvr_err *e) { return memset(p, 0, bytes), 0; }
 size_t kern_dtype_size(kern_dtype t) { return t == KERN_BF16 ? 2 : 4; }
