@@ -38,8 +38,9 @@ typedef struct grpo_batch {
     sched_stats engine; /* the rollout engine's totals over the step's rounds */
 } grpo_batch;
 
-/* rollout.device = "cuda": the engine's forward runs on the policy's gpu_model. */
-static int rollout_on_gpu(const rl_ctx *c) { return c->gpu && strcmp(c->cfg->rollout_device, "cuda") == 0; }
+/* rollout.device = "cuda" (or "auto" with device = "cuda"): the engine's forward runs on
+ * the policy's gpu_model. */
+static int rollout_on_gpu(const rl_ctx *c) { return c->gpu && strcmp(c->cfg->rollout_device, "cpu") != 0; }
 
 static void batch_free(grpo_batch *b) {
     for (size_t i = 0; i < b->n; i++) {
@@ -91,7 +92,10 @@ static int sample_round(rl_ctx *c, const dataset *train, grpo_batch *b, int roun
     sample_gen_opts o = {.params = {(float)cfg->rollout_temperature, (int)cfg->rollout_top_k,
                                     (float)cfg->rollout_top_p, (float)cfg->rollout_min_p},
                          .seed = rl_step_seed(cfg->seed, c->step, (uint64_t)round), .max_new = max_new,
-                         .stop_ids = c->stop_ids, .n_stop = c->n_stop, .batch = (int)cfg->micro_batch_size * 4};
+                         .stop_ids = c->stop_ids, .n_stop = c->n_stop};
+    /* the CPU decodes a few micro-batches at a time; the GPU all of the round together (its KV
+     * pool sized for them, refused up front when free memory cannot hold it) */
+    o.batch = rollout_on_gpu(c) ? 0 : (int)cfg->micro_batch_size * 4;
     double t0 = util_now();
     /* the rollout engine: each prompt prefilled once for its G samples, continuous batching */
     sched_stats es;

@@ -9,9 +9,11 @@
 #     (within 1e-4 relative: the packed attention sums in another order than the KV-cache one);
 #   - train.recompute = true logs the same numbers bit for bit;
 #   - a run stopped after step 2 and resumed logs, bit for bit, what the straight run did;
-#   - rollout.device = "cuda" (the engine's forward on the GPU model's weights) samples the
-#     same completions as the CPU engine and logs the same numbers within 1e-4; it is
-#     refused without device = "cuda";
+#   - with device = "cuda", rollouts run on the GPU (rollout.device's default "auto": the
+#     engine's forward on the GPU model's weights, every sample of the step together) and
+#     sample the same completions as the CPU engine (rollout.device = "cpu", 4 x
+#     micro_batch_size at a time) and log the same numbers within 1e-4; rollout.device =
+#     "cuda" is refused without device = "cuda";
 #   - rlvr generate --device cuda --dtype fp32 gives the CPU's completions;
 #   - bf16 SFT lowers the loss.
 . "$(dirname "$0")/lib.sh"
@@ -57,17 +59,20 @@ close sft_cpu sft_gpu
 
 run "$HOST_GPU" train tiny.lua --set name=rl_cpu
 expect_status 0
-run "$HOST_GPU" train tiny.lua --set name=rl_gpu --set device=cuda --set train.dtype=fp32
+run "$HOST_GPU" train tiny.lua --set name=rl_gpu_cpu_rollout --set device=cuda --set train.dtype=fp32 --set rollout.device=cpu
 expect_status 0
 expect_out "reference model on the GPU (forward only)"
-close rl_cpu rl_gpu
+close rl_cpu rl_gpu_cpu_rollout
+run "$HOST_GPU" train tiny.lua --set name=rl_gpu --set device=cuda --set train.dtype=fp32
+expect_status 0
+close rl_gpu_cpu_rollout rl_gpu
+C() { sqlite3 "runs/$1/run.db" "select hex(completion_ids) from samples order by step, group_index, sample_index"; }
+LAST="rollouts on the GPU (rollout.device = auto): the CPU engine's completions"
+if [ "$(C rl_gpu | md5sum)" = "$(C rl_gpu_cpu_rollout | md5sum)" ] && [ "$(C rl_gpu | wc -l)" = 64 ]; then ok; else
+    bad "completions differ ($(C rl_gpu | wc -l) and $(C rl_gpu_cpu_rollout | wc -l) samples)"; fi
 run "$HOST_GPU" train tiny.lua --set name=rl_gpu_rollout --set device=cuda --set train.dtype=fp32 --set rollout.device=cuda
 expect_status 0
-close rl_gpu rl_gpu_rollout
-C() { sqlite3 "runs/$1/run.db" "select hex(completion_ids) from samples order by step, group_index, sample_index"; }
-LAST="rollout.device = cuda: the same completions"
-if [ "$(C rl_gpu | md5sum)" = "$(C rl_gpu_rollout | md5sum)" ] && [ "$(C rl_gpu | wc -l)" = 64 ]; then ok; else
-    bad "completions differ ($(C rl_gpu | wc -l) and $(C rl_gpu_rollout | wc -l) samples)"; fi
+same rl_gpu rl_gpu_rollout
 G="generate --model runs/rl_gpu/model --prompt-ids 3,4,5,6,7 --n 8 --max-new-tokens 40 --seed 7"
 run "$HOST_GPU" $G --out gen_cpu.jsonl
 expect_status 0
