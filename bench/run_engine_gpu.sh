@@ -10,15 +10,9 @@
 #     sh bench/run_engine_gpu.sh [BUILD_DIR]
 # Logs go to $OUT when set (the device tool's return folder), else BUILD_DIR/logs.
 set -u
-B=${1:-/tmp/b}
-LOGS=${OUT:-$B/logs}
-mkdir -p "$LOGS"
+. bench/gpu_build.sh
 nvidia-smi -L
-if [ ! -x "$B/bench/bench_engine_gpu" ]; then
-    cmake -S . -B "$B" -G Ninja -DCMAKE_PREFIX_PATH="$PWD/.deps/usr" -DRLVR_BLAS=OFF -DCMAKE_BUILD_TYPE=Release \
-        > "$LOGS/configure.log" 2>&1 || { tail -20 "$LOGS/configure.log"; exit 1; }
-    cmake --build "$B" --target bench_engine_gpu > "$LOGS/build.log" 2>&1 || { tail -40 "$LOGS/build.log"; exit 1; }
-fi
+gpu_build bench_engine_gpu bench/bench_engine_gpu
 R="$LOGS/engine_bench.log"
 : > "$R"
 BATCHES=${BATCHES:-1,64,256}

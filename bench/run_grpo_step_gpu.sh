@@ -7,16 +7,10 @@
 #   usage, from the repo root on the GPU machine with .deps and .bench-data carried:
 #     sh bench/run_grpo_step_gpu.sh [BUILD_DIR]
 set -u
-B=${1:-/tmp/b}
-LOGS=${OUT:-$B/logs}
+. bench/gpu_build.sh
 RUNS=${RUNS:-/tmp/grpo-step-runs}
-mkdir -p "$LOGS"
 [ -f .bench-data/qwen2.5/tokenizer.json ] || { echo "missing .bench-data/qwen2.5/tokenizer.json (see above)"; exit 1; }
-if [ ! -x "$B/rlvr" ]; then
-    cmake -S . -B "$B" -G Ninja -DCMAKE_PREFIX_PATH="$PWD/.deps/usr" -DRLVR_BLAS=OFF -DCMAKE_BUILD_TYPE=Release \
-        > "$LOGS/configure.log" 2>&1 || { tail -20 "$LOGS/configure.log"; exit 1; }
-    cmake --build "$B" --target rlvr > "$LOGS/build.log" 2>&1 || { tail -40 "$LOGS/build.log"; exit 1; }
-fi
+gpu_build rlvr rlvr
 rm -rf "$RUNS"
 nvidia-smi -L
 "$B/rlvr" train bench/grpo_step_0.5b.lua --set output_dir="$RUNS" 2>&1 | tail -8 || exit 1

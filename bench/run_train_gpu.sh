@@ -10,15 +10,9 @@
 #     [MICRO=4] sh bench/run_train_gpu.sh [BUILD_DIR]
 # Logs go to $OUT when set (the device tool's return folder), else BUILD_DIR/logs.
 set -u
-B=${1:-/tmp/b}
-LOGS=${OUT:-$B/logs}
-mkdir -p "$LOGS"
+. bench/gpu_build.sh
 nvidia-smi -L
-if [ ! -x "$B/bench/bench_train_gpu" ]; then
-    cmake -S . -B "$B" -G Ninja -DCMAKE_PREFIX_PATH="$PWD/.deps/usr" -DRLVR_BLAS=OFF -DCMAKE_BUILD_TYPE=Release \
-        > "$LOGS/configure.log" 2>&1 || { tail -20 "$LOGS/configure.log"; exit 1; }
-    cmake --build "$B" --target bench_train_gpu > "$LOGS/build.log" 2>&1 || { tail -40 "$LOGS/build.log"; exit 1; }
-fi
+gpu_build bench_train_gpu bench/bench_train_gpu
 R="$LOGS/train_bench.log"
 : > "$R"
 MICRO=${MICRO:-1}

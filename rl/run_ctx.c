@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cpu_ops.h"
+#include "engine.h"
 #include "rng.h"
 #include "sampling.h"
 #include "seq_batch.h"
@@ -333,6 +334,34 @@ static int check_cuda(rlvr_err *e) {
     return err_set(e, "device = \"cuda\" but no CUDA device: %s", why.msg);
 }
 
+/* Rollouts on the GPU: the engine's KV pool and step buffers for a round of
+ * prompts_per_step x group_size samples, every prompt as long as the longest, printed and
+ * checked against what the models left free, before the first step instead of at its
+ * rollout (grpo_step.c decodes a round's samples together). */
+static int check_gpu_rollouts(rl_ctx *c, kern_dtype dt, rlvr_err *e) {
+    const rlvr_config *cfg = c->cfg;
+    const sample_gen_opts o = {.max_new = (int)cfg->rollout_max_new_tokens, .batch = 0};
+    const long long n = cfg->rollout_prompts_per_step * cfg->rollout_group_size;
+    if (n > INT32_MAX / 4)
+        return err_set(e, "rollout.prompts_per_step x rollout.group_size = %lld samples is too many to decode at once", n);
+    const size_t need = engine_gpu_bytes(&c->m->cfg, dt, (int)cfg->rollout_prompts_per_step,
+                                         (int)cfg->rollout_group_size, c->max_prompt, &o, NULL);
+    const double gib = 1 << 30;
+    fprintf(c->out, "rollout engine on the GPU: KV pool and step buffers %.3f GiB (%lld samples of up to %lld tokens)\n",
+            (double)need / gib, n, (long long)c->max_prompt + cfg->rollout_max_new_tokens);
+    kern_device_info info;
+    if (kern_device_info_get(0, &info, e) != 0) return -1;
+    const size_t headroom = gpu_model_plan(c->gpu)->headroom;
+    if (need + headroom > info.free_memory)
+        return err_set(e, "device = \"cuda\": the rollout engine needs %.2f GiB for %lld samples of up to %lld tokens "
+                          "but only %.2f GiB of the device's %.2f GiB is free after the models; lower "
+                          "rollout.prompts_per_step x rollout.group_size or rollout.max_new_tokens, or set "
+                          "rollout.device = \"cpu\"",
+                       (double)need / gib, n, (long long)c->max_prompt + cfg->rollout_max_new_tokens,
+                       (double)info.free_memory / gib, (double)info.total_memory / gib);
+    return 0;
+}
+
 /* The policy's training copy on the GPU, planned for micro_batch_size sequences of the
  * longest training sequence (SFT: the longest prompt + response; RL: the longest prompt +
  * rollout.max_new_tokens), packed into one row; then the reference's forward-only copy.
@@ -355,14 +384,16 @@ static int open_gpu(rl_ctx *c, int sft, rlvr_err *e) {
     fprintf(c->out, "policy on the GPU (%s, %d tokens per micro-batch%s)\n%s", cfg->train_dtype, o.max_tokens,
             o.recompute ? ", recompute" : "", plan);
     if (!(c->gpu = gpu_model_new(c->m, &o, e))) return err_prefix(e, "device = \"cuda\"");
-    if (!c->ref) return 0;
-    o.train = 0;
-    o.recompute = 0;
-    gpu_mem_plan_compute(&c->ref->cfg, &o, &p);
-    gpu_mem_plan_format(&p, plan, sizeof plan);
-    fprintf(c->out, "reference model on the GPU (forward only)\n%s", plan);
-    if (!(c->gpu_ref = gpu_model_new(c->ref, &o, e))) return err_prefix(e, "device = \"cuda\": the reference model");
-    return 0;
+    if (c->ref) {
+        o.train = 0;
+        o.recompute = 0;
+        gpu_mem_plan_compute(&c->ref->cfg, &o, &p);
+        gpu_mem_plan_format(&p, plan, sizeof plan);
+        fprintf(c->out, "reference model on the GPU (forward only)\n%s", plan);
+        if (!(c->gpu_ref = gpu_model_new(c->ref, &o, e)))
+            return err_prefix(e, "device = \"cuda\": the reference model");
+    }
+    return sft || strcmp(cfg->rollout_device, "cpu") == 0 ? 0 : check_gpu_rollouts(c, o.dtype, e);
 }
 
 int rl_ctx_open(rl_ctx *c, const rlvr_config *cfg, const char *config_lua, const dataset *train,

@@ -105,21 +105,16 @@ static int same_prompt(const sample_seq *a, const sample_seq *b) {
 
 static int blocks_for(int tokens, int block_size) { return (tokens + block_size - 1) / block_size; }
 
-/* The scheduler's options for these sequences: defaults filled in, the pool sized so that
- * every prompt and every running sample's own blocks fit at once unless eo says less. */
-static sched_opts plan(const sample_seq *seqs, int n, const sample_gen_opts *o, const engine_opts *eo) {
+static int block_size_of(const engine_opts *eo) { return eo && eo->block_size > 0 ? eo->block_size : 16; }
+
+/* The scheduler's options for n samples whose largest group has `largest`, whose prompts
+ * (once per group) take prompt_blocks blocks, the longest max_prompt tokens: defaults
+ * filled in, the pool sized so that every prompt and every running sample's own blocks fit
+ * at once unless eo says less. */
+static sched_opts plan_sizes(int n, int largest, long long prompt_blocks, int max_prompt, const sample_gen_opts *o,
+                             const engine_opts *eo) {
     sched_opts so = {0};
-    so.block_size = eo && eo->block_size > 0 ? eo->block_size : 16;
-    /* one pass over the groups (runs of equal prompts): the longest prompt, the prompts'
-     * blocks, and the largest group - its samples start together when its prompt is done */
-    int max_prompt = 0, largest = 1;
-    long long prompt_blocks = 0;
-    for (int i = 0, run = 1; i < n; i++) {
-        if (seqs[i].n_prompt > max_prompt) max_prompt = seqs[i].n_prompt;
-        run = i > 0 && same_prompt(&seqs[i], &seqs[i - 1]) ? run + 1 : 1;
-        if (run == 1) prompt_blocks += blocks_for(seqs[i].n_prompt, so.block_size);
-        if (run > largest) largest = run;
-    }
+    so.block_size = block_size_of(eo);
     so.max_running = o->batch > 0 && o->batch < n ? o->batch : n;
     if (so.max_running < largest) so.max_running = largest;
     so.max_tokens = eo && eo->max_tokens > 0 ? eo->max_tokens : so.max_running + 1024;
@@ -130,6 +125,32 @@ static sched_opts plan(const sample_seq *seqs, int n, const sample_gen_opts *o, 
                      so.watermark;
     so.n_blocks = eo && eo->n_blocks > 0 ? eo->n_blocks : (int)(need < 1 << 30 ? need : 1 << 30);
     return so;
+}
+
+/* plan_sizes for these sequences. */
+static sched_opts plan(const sample_seq *seqs, int n, const sample_gen_opts *o, const engine_opts *eo) {
+    const int block_size = block_size_of(eo);
+    /* one pass over the groups (runs of equal prompts): the longest prompt, the prompts'
+     * blocks, and the largest group - its samples start together when its prompt is done */
+    int max_prompt = 0, largest = 1;
+    long long prompt_blocks = 0;
+    for (int i = 0, run = 1; i < n; i++) {
+        if (seqs[i].n_prompt > max_prompt) max_prompt = seqs[i].n_prompt;
+        run = i > 0 && same_prompt(&seqs[i], &seqs[i - 1]) ? run + 1 : 1;
+        if (run == 1) prompt_blocks += blocks_for(seqs[i].n_prompt, block_size);
+        if (run > largest) largest = run;
+    }
+    return plan_sizes(n, largest, prompt_blocks, max_prompt, o, eo);
+}
+
+size_t engine_gpu_bytes(const model_config *c, kern_dtype dt, int n_groups, int group_size, int max_prompt,
+                        const sample_gen_opts *o, const engine_opts *eo) {
+    const int bs = block_size_of(eo);
+    const sched_opts so = plan_sizes(n_groups * group_size, group_size, (long long)n_groups * blocks_for(max_prompt, bs),
+                                     max_prompt, o, eo);
+    /* the scheduler's tables are as wide as the longest sequence (kv_pages_new) */
+    return gpu_paged_bytes(c, dt, so.n_blocks, so.block_size, so.max_tokens, so.max_running,
+                           blocks_for(so.max_len, so.block_size), so.max_running);
 }
 
 int engine_generate(model *m, sample_seq *seqs, int n, const sample_gen_opts *o, const engine_opts *eo,

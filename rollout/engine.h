@@ -40,4 +40,11 @@ typedef struct engine_opts {
 int engine_generate(model *m, sample_seq *seqs, int n, const sample_gen_opts *o, const engine_opts *eo,
                     sched_stats *stats, rlvr_err *e);
 
+/* Device memory engine_generate takes on the GPU (KV pool and step buffers, what
+ * gpu_paged_new checks) for n_groups prompts of at most max_prompt tokens with group_size
+ * samples each, under o and eo: the worst case, every prompt max_prompt long. For a
+ * memory plan made before any generation. */
+size_t engine_gpu_bytes(const model_config *c, kern_dtype dt, int n_groups, int group_size, int max_prompt,
+                        const sample_gen_opts *o, const engine_opts *eo);
+
 #endif

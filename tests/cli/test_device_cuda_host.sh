@@ -13,7 +13,9 @@
 #     engine's forward on the GPU model's weights, every sample of the step together) and
 #     sample the same completions as the CPU engine (rollout.device = "cpu", 4 x
 #     micro_batch_size at a time) and log the same numbers within 1e-4; rollout.device =
-#     "cuda" is refused without device = "cuda";
+#     "cuda" is refused without device = "cuda"; the rollout engine's KV pool is in the
+#     memory plan printed at the start, and a round too large for the device is refused
+#     there, before any step;
 #   - rlvr generate --device cuda --dtype fp32 gives the CPU's completions;
 #   - bf16 SFT lowers the loss.
 . "$(dirname "$0")/lib.sh"
@@ -65,6 +67,8 @@ expect_out "reference model on the GPU (forward only)"
 close rl_cpu rl_gpu_cpu_rollout
 run "$HOST_GPU" train tiny.lua --set name=rl_gpu --set device=cuda --set train.dtype=fp32
 expect_status 0
+expect_out "rollout engine on the GPU: KV pool and step buffers"
+expect_no_out "rollout engine on the GPU: KV pool and step buffers 0.000 GiB"
 close rl_gpu_cpu_rollout rl_gpu
 C() { sqlite3 "runs/$1/run.db" "select hex(completion_ids) from samples order by step, group_index, sample_index"; }
 LAST="rollouts on the GPU (rollout.device = auto): the CPU engine's completions"
@@ -91,6 +95,14 @@ if paste -d' ' <(lps gen_cpu.jsonl) <(lps gen_gpu.jsonl) |
 run "$HOST_GPU" $G --dtype fp32
 expect_status 2
 expect_err "--dtype goes with --device cuda"
+# a round of 2M samples of 4,000 tokens cannot fit: refused before any step, naming what to lower
+BIG="--set model.init.max_positions=4096 --set rollout.max_new_tokens=4000 --set rollout.prompts_per_step=4096 --set rollout.group_size=512"
+run "$HOST_GPU" train tiny.lua --set name=rl_big --set device=cuda --set train.dtype=fp32 $BIG
+expect_status 1
+expect_err "the rollout engine needs"
+expect_err "lower rollout.prompts_per_step x rollout.group_size or rollout.max_new_tokens"
+LAST="refused before any step"
+if [ "$(sqlite3 runs/rl_big/run.db 'select count(*) from steps' 2>/dev/null || echo 0)" = 0 ]; then ok; else bad "steps were logged"; fi
 run "$HOST_GPU" train tiny.lua --set name=rl_cpu_device --set rollout.device=cuda
 expect_status 2
 expect_err 'rollout.device = "cuda" needs device = "cuda"'
