@@ -54,12 +54,12 @@ static double copy_bandwidth(void) {
 typedef struct gen {
     sample_seq *seqs;
     int *prompts, *out;
-    int n, n_new;
+    int n;
 } gen;
 
 static void gen_init(gen *g, int B, int G, int P, int N, int vocab) {
     int groups = (B + G - 1) / G;
-    g->n = B, g->n_new = N;
+    g->n = B;
     g->seqs = calloc((size_t)B, sizeof *g->seqs);
     g->prompts = malloc((size_t)groups * P * sizeof *g->prompts);
     g->out = malloc((size_t)B * N * sizeof *g->out);
@@ -80,8 +80,9 @@ static void gen_free(gen *g) {
     free(g->out);
 }
 
-/* Best seconds of reps runs of engine_generate with max_new new tokens, after a warm-up. */
-static double time_generate(model *m, gen *g, int max_new, const engine_opts *eo, int reps, long long *graph_steps) {
+/* Best seconds of reps runs of engine_generate with max_new new tokens, after a warm-up
+ * (eo->graph_steps, when set, counts the last run's graph replays). */
+static double time_generate(model *m, gen *g, int max_new, const engine_opts *eo, int reps) {
     rlvr_err e = {{0}};
     sample_gen_opts o = {.params = {1.0f, 0, 1.0f, 0.0f}, .seed = 11, .max_new = max_new};
     double best = 1e30;
@@ -93,7 +94,6 @@ static double time_generate(model *m, gen *g, int max_new, const engine_opts *eo
         for (int k = 0; k < g->n; k++)
             if (g->seqs[k].n_out != max_new) die("a sample stopped early", NULL);
     }
-    if (graph_steps) *graph_steps = *eo->graph_steps;
     return best;
 }
 
@@ -147,8 +147,8 @@ int main(int argc, char **argv) {
         gen gp, gf;
         gen_init(&gp, B, Gb, P, 1, c.vocab);
         gen_init(&gf, B, Gb, P, N, c.vocab);
-        double t_pre = time_generate(m, &gp, 1, &eo, reps, NULL);
-        double t_full = time_generate(m, &gf, N, &eo, reps, &graph_steps);
+        double t_pre = time_generate(m, &gp, 1, &eo, reps);
+        double t_full = time_generate(m, &gf, N, &eo, reps); /* last: graph_steps is the full run's */
         double step = (t_full - t_pre) / (N - 1);
         double roof = (w_bytes + (double)B * kv_token * (P + N / 2.0)) / bw;
         printf("rlvr  B=%-4d (groups of %d): prefill %.1f ms, decode %.3f ms/step (%.0f tokens/s), "
