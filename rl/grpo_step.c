@@ -38,10 +38,6 @@ typedef struct grpo_batch {
     sched_stats engine; /* the rollout engine's totals over the step's rounds */
 } grpo_batch;
 
-/* rollout.device = "cuda" (or "auto" with device = "cuda"): the engine's forward runs on
- * the policy's gpu_model. */
-static int rollout_on_gpu(const rl_ctx *c) { return c->gpu && strcmp(c->cfg->rollout_device, "cpu") != 0; }
-
 static void batch_free(grpo_batch *b) {
     for (size_t i = 0; i < b->n; i++) {
         free(b->s[i].ids);
@@ -95,11 +91,11 @@ static int sample_round(rl_ctx *c, const dataset *train, grpo_batch *b, int roun
                          .stop_ids = c->stop_ids, .n_stop = c->n_stop};
     /* the CPU decodes a few micro-batches at a time; the GPU all of the round together (its KV
      * pool sized for them, refused up front when free memory cannot hold it) */
-    o.batch = rollout_on_gpu(c) ? 0 : (int)cfg->micro_batch_size * 4;
+    o.batch = rl_rollout_on_gpu(c) ? 0 : (int)cfg->micro_batch_size * 4;
     double t0 = util_now();
     /* the rollout engine: each prompt prefilled once for its G samples, continuous batching */
     sched_stats es;
-    engine_opts eo = {.gpu = rollout_on_gpu(c) ? c->gpu : NULL};
+    engine_opts eo = {.gpu = rl_rollout_on_gpu(c) ? c->gpu : NULL};
     if (engine_generate(c->m, seqs, (int)n, &o, &eo, &es, e) != 0) goto done;
     b->gen_s += util_now() - t0;
     b->engine.steps += es.steps, b->engine.tokens += es.tokens, b->engine.copies += es.copies;
@@ -571,7 +567,7 @@ int rl_grpo_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_ev
         goto done;
     }
     /* CPU rollouts run on the host model; GPU rollouts read the GPU's weights in place */
-    if (!rollout_on_gpu(c) && rl_ctx_sync_host(c, e) != 0) goto done;
+    if (!rl_rollout_on_gpu(c) && rl_ctx_sync_host(c, e) != 0) goto done;
     int rounds = cfg->algo_dynamic_sampling ? (int)cfg->algo_max_sampling_rounds : 1;
     for (int round = 0; round < rounds && b.groups_kept < cfg->rollout_prompts_per_step; round++)
         if (sample_round(c, train, &b, round, e) != 0) goto done;

@@ -334,6 +334,8 @@ static int check_cuda(rlvr_err *e) {
     return err_set(e, "device = \"cuda\" but no CUDA device: %s", why.msg);
 }
 
+int rl_rollout_on_gpu(const rl_ctx *c) { return c->gpu && strcmp(c->cfg->rollout_device, "cpu") != 0; }
+
 /* Rollouts on the GPU: the engine's KV pool and step buffers for a round of
  * prompts_per_step x group_size samples, every prompt as long as the longest, printed and
  * checked against what the models left free, before the first step instead of at its
@@ -393,7 +395,7 @@ static int open_gpu(rl_ctx *c, int sft, rlvr_err *e) {
         if (!(c->gpu_ref = gpu_model_new(c->ref, &o, e)))
             return err_prefix(e, "device = \"cuda\": the reference model");
     }
-    return sft || strcmp(cfg->rollout_device, "cpu") == 0 ? 0 : check_gpu_rollouts(c, o.dtype, e);
+    return !sft && rl_rollout_on_gpu(c) ? check_gpu_rollouts(c, o.dtype, e) : 0;
 }
 
 int rl_ctx_open(rl_ctx *c, const rlvr_config *cfg, const char *config_lua, const dataset *train,

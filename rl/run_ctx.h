@@ -87,6 +87,10 @@ int rl_grpo_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_ev
 /* One SFT step on sft.batch_size rows: mean negative log-likelihood of the response tokens. */
 int rl_sft_step(rl_ctx *c, const dataset *train, const dataset *eval, int do_eval, double *loss, rlvr_err *e);
 
+/* Whether rlvr train's rollouts run on the GPU: a policy on the GPU and rollout.device
+ * "cuda", or "auto" (which follows device). */
+int rl_rollout_on_gpu(const rl_ctx *c);
+
 /* The optimizer's side of a step, on the GPU with device = "cuda", else on the CPU:
  * zeroing the gradients, clipping them to max_grad_norm (*norm: the norm before), and one
  * AdamW update at lr. On the GPU the update leaves the host model stale: */

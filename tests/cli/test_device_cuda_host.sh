@@ -101,8 +101,7 @@ run "$HOST_GPU" train tiny.lua --set name=rl_big --set device=cuda --set train.d
 expect_status 1
 expect_err "the rollout engine needs"
 expect_err "lower rollout.prompts_per_step x rollout.group_size or rollout.max_new_tokens"
-LAST="refused before any step"
-if [ "$(sqlite3 runs/rl_big/run.db 'select count(*) from steps' 2>/dev/null || echo 0)" = 0 ]; then ok; else bad "steps were logged"; fi
+expect_out "(2097152 samples of up to 4091 tokens)"
 run "$HOST_GPU" train tiny.lua --set name=rl_cpu_device --set rollout.device=cuda
 expect_status 2
 expect_err 'rollout.device = "cuda" needs device = "cuda"'
