@@ -29,17 +29,24 @@ struct emu_dim3 {
     unsigned x, y, z;
 };
 extern int emu_cur, emu_block, emu_nthreads; // the running fiber's thread index, its block, the block size
-extern double emu_dyn_smem[];                // the kernel's dynamic shared memory
+extern int emu_block_y, emu_block_z;         // the block's other coordinates (0 unless emu_launch sets them)
+extern emu_dim3 emu_grid;                    // the grid (emu_launch's; x = 1 for emu_run_block's callers)
+extern double emu_dyn_smem[];                // the kernel's dynamic shared memory (EMU_DYN_SMEM_BYTES)
 extern uint64_t emu_slots[64][32];           // one value per lane, for the warp intrinsics
+#define EMU_DYN_SMEM_BYTES (256 * 1024)
 #define threadIdx (emu_dim3{(unsigned)emu_cur, 0, 0})
-#define blockIdx (emu_dim3{(unsigned)emu_block, 0, 0})
+#define blockIdx (emu_dim3{(unsigned)emu_block, (unsigned)emu_block_y, (unsigned)emu_block_z})
 #define blockDim (emu_dim3{(unsigned)emu_nthreads, 0, 0})
+#define gridDim emu_grid
 
 void emu_syncthreads(void);
+int emu_syncthreads_or(int pred);
 void emu_warp_barrier(void);
 // Runs fn(arg) on nthreads fibers as block `block` (emu_runtime.cpp).
 void emu_run_block(int block, int nthreads, void (*fn)(void *), void *arg);
 #define __syncthreads() emu_syncthreads()
+#define __syncthreads_or(pred) emu_syncthreads_or(pred)
+#define __syncwarp() emu_warp_barrier()
 
 template <class T> static inline uint64_t emu_pack(T v) {
     uint64_t u = 0;
@@ -89,9 +96,65 @@ static inline unsigned atomicAdd(unsigned *p, unsigned v) { // fibers never inte
 }
 template <class T> static inline T __ldg(const T *p) { return *p; }
 static inline float __fsub_rn(float a, float b) { return a - b; }
+static inline float __fadd_rn(float a, float b) { return a + b; }
+static inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
 static inline float __fmul_rn(float a, float b) { return a * b; }
 static inline float __fdiv_rn(float a, float b) { return a / b; }
 static inline uint32_t __float_as_uint(float f) { return emu_pack(f) & 0xffffffffu; }
 static inline float __uint_as_float(uint32_t u) { return emu_unpack<float>(u); }
+
+
+// What kernels/paged_attention.cu adds (host_paged_attention.py): dim3 and launches of a
+// whole grid, bf16 (round to nearest even, as __float2bfloat16_rn), float4, and the
+// runtime calls its launchers make, which cannot fail here.
+struct dim3 {
+    unsigned x, y, z;
+    dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+typedef void *cudaStream_t;
+typedef int cudaError_t;
+#define cudaSuccess 0
+#define cudaFuncAttributeMaxDynamicSharedMemorySize 0
+template <class F> static inline cudaError_t cudaFuncSetAttribute(F, int, int) { return cudaSuccess; }
+static inline cudaError_t cudaGetLastError(void) { return cudaSuccess; }
+#define CUDA_CHECK(call, e)                                                                                            \
+    do {                                                                                                               \
+        if ((call) != cudaSuccess) return err_set((e), "%s failed", #call);                                           \
+    } while (0)
+#define __align__(n) alignas(n)
+#define __shared__
+
+// Every block of the grid, one after another, each on `threads` fibers running body().
+template <class F> static inline void emu_launch(dim3 grid, unsigned threads, size_t smem, cudaStream_t, F body) {
+    if (smem > EMU_DYN_SMEM_BYTES) {
+        fprintf(stderr, "emu: %zu bytes of dynamic shared memory (at most %d)\n", smem, EMU_DYN_SMEM_BYTES);
+        abort();
+    }
+    emu_grid = emu_dim3{grid.x, grid.y, grid.z};
+    for (unsigned z = 0; z < grid.z; z++)
+        for (unsigned y = 0; y < grid.y; y++)
+            for (unsigned x = 0; x < grid.x; x++) {
+                emu_block_y = (int)y, emu_block_z = (int)z;
+                emu_run_block((int)x, (int)threads, [](void *f) { (*(F *)f)(); }, &body);
+            }
+    emu_block_y = emu_block_z = 0;
+}
+
+struct __nv_bfloat16 {
+    uint16_t bits;
+};
+static inline float __bfloat162float(__nv_bfloat16 h) { return emu_unpack<float>((uint64_t)h.bits << 16); }
+static inline __nv_bfloat16 __float2bfloat16_rn(float f) {
+    const uint32_t u = __float_as_uint(f);
+    if (isnan(f)) return __nv_bfloat16{(uint16_t)((u >> 16) | 0x40)};
+    return __nv_bfloat16{(uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16)};
+}
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+static inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+struct alignas(16) uint4 {
+    unsigned x, y, z, w;
+};
 
 #endif

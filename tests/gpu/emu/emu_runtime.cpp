@@ -10,9 +10,11 @@
 
 #include "cuda_emu.h"
 
-int emu_cur, emu_block, emu_nthreads;
-double emu_dyn_smem[16 * 512]; // sampling.cu's [TOPP_BINS, SAMPLE_THREADS] doubles
+int emu_cur, emu_block, emu_nthreads, emu_block_y, emu_block_z;
+emu_dim3 emu_grid = {1, 1, 1};
+double emu_dyn_smem[EMU_DYN_SMEM_BYTES / sizeof(double)];
 uint64_t emu_slots[64][32];
+static int block_or[2]; // __syncthreads_or's running OR, by barrier parity
 
 #define EMU_STACK (1 << 16)
 
@@ -41,6 +43,16 @@ void emu_syncthreads(void) {
         return;
     }
     while (block_generation == g) yield_to_scheduler();
+}
+
+// The OR of every thread's pred, to all: the OR gathers before one barrier and is read
+// after it; the parity keeps the next call's gathering apart from this call's reading.
+int emu_syncthreads_or(int pred) {
+    const int k = block_generation & 1;
+    if (block_arrived == 0) block_or[k] = 0; // the first to arrive starts this barrier's OR
+    block_or[k] |= pred != 0;
+    emu_syncthreads();
+    return block_or[k];
 }
 
 void emu_warp_barrier(void) {
@@ -106,4 +118,5 @@ void kern_free(void *p) { free(p); }
 int kern_memcpy_h2d(void *dst, const void *src, size_t bytes, rlvr_err *e) { return memcpy(dst, src, bytes), 0; }
 int kern_memcpy_d2h(void *dst, const void *src, size_t bytes, rlvr_err *e) { return memcpy(dst, src, bytes), 0; }
 int kern_synchronize(rlvr_err *e) { return 0; }
+size_t kern_dtype_size(kern_dtype t) { return t == KERN_BF16 ? 2 : 4; }
 }
