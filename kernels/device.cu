@@ -120,6 +120,26 @@ extern "C" int kern_graph_launch(kern_graph *graph, void *stream, rlvr_err *e) {
     return 0;
 }
 
+extern "C" void *kern_event_new(rlvr_err *e) {
+    cudaEvent_t ev = NULL;
+    cudaError_t st = cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
+    if (st != cudaSuccess) {
+        err_set(e, "cudaEventCreate: %s", cudaGetErrorString(st));
+        return NULL;
+    }
+    return ev;
+}
+
+extern "C" void kern_event_free(void *event) {
+    if (event) cudaEventDestroy((cudaEvent_t)event);
+}
+
+extern "C" int kern_stream_wait(void *waiter, void *waited, void *event, rlvr_err *e) {
+    CUDA_CHECK(cudaEventRecord((cudaEvent_t)event, (cudaStream_t)waited), e);
+    CUDA_CHECK(cudaStreamWaitEvent((cudaStream_t)waiter, (cudaEvent_t)event, 0), e);
+    return 0;
+}
+
 extern "C" void kern_graph_free(kern_graph *graph) {
     if (!graph) return;
     if (graph->exec) cudaGraphExecDestroy(graph->exec);

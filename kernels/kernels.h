@@ -65,6 +65,14 @@ int kern_graph_end(void *stream, kern_graph **graph, rlvr_err *e);
 int kern_graph_launch(kern_graph *graph, void *stream, rlvr_err *e);
 void kern_graph_free(kern_graph *graph);
 
+/* Fork and join: launches put on `waiter` after kern_stream_wait wait for what was put on
+ * `waited` before it, through `event` (kern_event_new; an event serves one wait at a time,
+ * re-recorded by each call). Inside a capture this is an edge of the graph, so a captured
+ * step can run two independent branches at once. */
+void *kern_event_new(rlvr_err *e);
+void kern_event_free(void *event);
+int kern_stream_wait(void *waiter, void *waited, void *event, rlvr_err *e);
+
 /* Activations' element type. Parameters are read in the activations' dtype (the bf16
  * copy that kern_adamw_step writes, or fp32); gradients of parameters, RMSNorm's rstd,
  * and log-probabilities are always fp32. bf16 values are rounded to nearest even on

@@ -36,6 +36,12 @@ int kern_graph_end(void *stream, kern_graph **graph, rlvr_err *e) {
 }
 int kern_graph_launch(kern_graph *graph, void *stream, rlvr_err *e) { return err_set(e, "built without CUDA"); }
 void kern_graph_free(kern_graph *graph) {}
+void *kern_event_new(rlvr_err *e) {
+    err_set(e, "built without CUDA");
+    return NULL;
+}
+void kern_event_free(void *event) {}
+int kern_stream_wait(void *waiter, void *waited, void *event, rlvr_err *e) { return err_set(e, "built without CUDA"); }
 
 size_t kern_dtype_size(kern_dtype t) { return t == KERN_BF16 ? 2 : 4; }
 

@@ -16,8 +16,6 @@
  * LM_CHUNK entries: its workspace holds one [LM_ROWS, LM_CHUNK] block of fp32 logits
  * (64 MiB), whatever the micro-batch. */
 enum { LM_ROWS = 2048, LM_CHUNK = 8192 };
-/* kern_blas_new's cuBLASLt workspace (kernels.h), counted in the plan. */
-#define BLAS_WORKSPACE ((size_t)32 << 20)
 /* Left free beyond the plan: the CUDA runtime's lazily loaded modules and cuBLASLt's
  * own small allocations. */
 #define HEADROOM ((size_t)256 << 20)
@@ -429,8 +427,25 @@ static float *lm_cmax_at(const gpu_model *g, int r0) {
 
 static gm_slot *slot_of(const gpu_model *g, int l) { return &g->slots[g->n_slots == 1 ? 0 : l]; }
 
+int gm_side_init(gm_side *s, rlvr_err *e) {
+    *s = (gm_side){NULL, NULL, NULL, NULL};
+    if ((s->stream = kern_stream_new(e)) && (s->blas = kern_blas_new(e)) && (s->fork = kern_event_new(e)) &&
+        (s->join = kern_event_new(e)))
+        return 0;
+    gm_side_free(s);
+    return -1;
+}
+
+void gm_side_free(gm_side *s) {
+    kern_event_free(s->join);
+    kern_event_free(s->fork);
+    kern_blas_free(s->blas);
+    kern_stream_free(s->stream);
+    *s = (gm_side){NULL, NULL, NULL, NULL};
+}
+
 int gm_layer_forward(gpu_model *g, int l, int T, const int *pos, const void *x_in, gm_slot *s, void *tmp,
-                     gm_attention_fn attend, void *ctx, void *x_out, rlvr_err *e) {
+                     gm_attention_fn attend, void *ctx, const gm_side *side, void *x_out, rlvr_err *e) {
     const model_config *c = &g->cfg;
     const gm_layer *w = &g->w[l];
     kern_dtype dt = g->o.dtype;
@@ -439,10 +454,15 @@ int gm_layer_forward(gpu_model *g, int l, int T, const int *pos, const void *x_i
     float eps = c->rms_eps;
     kern_blas *bl = g->blas;
     void *q_dst = c->qk_norm ? s->q_raw : s->q, *k_dst = c->qk_norm ? s->k_raw : s->k;
+    /* k and v (and later up) go to the side stream when there is one */
+    kern_blas *bl2 = side ? side->blas : bl;
+    void *st2 = side ? side->stream : g->stream;
     TRY(kern_rmsnorm_forward(dt, s->xn1, s->rstd1, x_in, w->input_norm, T, C, eps, g->stream, e));
+    if (side) TRY(kern_stream_wait(side->stream, g->stream, side->fork, e));
     TRY(kern_matmul_forward(bl, dt, q_dst, s->xn1, w->wq, w->bq, T, C, HD, g->stream, e));
-    TRY(kern_matmul_forward(bl, dt, k_dst, s->xn1, w->wk, w->bk, T, C, KVD, g->stream, e));
-    TRY(kern_matmul_forward(bl, dt, s->v, s->xn1, w->wv, w->bv, T, C, KVD, g->stream, e));
+    TRY(kern_matmul_forward(bl2, dt, k_dst, s->xn1, w->wk, w->bk, T, C, KVD, st2, e));
+    TRY(kern_matmul_forward(bl2, dt, s->v, s->xn1, w->wv, w->bv, T, C, KVD, st2, e));
+    if (side) TRY(kern_stream_wait(g->stream, side->stream, side->join, e));
     if (c->qk_norm) { /* per-head RMSNorm: T*H rows of D */
         TRY(kern_rmsnorm_forward(dt, s->q, s->q_rstd, s->q_raw, w->q_norm, T * H, D, eps, g->stream, e));
         TRY(kern_rmsnorm_forward(dt, s->k, s->k_rstd, s->k_raw, w->k_norm, T * KV, D, eps, g->stream, e));
@@ -454,8 +474,10 @@ int gm_layer_forward(gpu_model *g, int l, int T, const int *pos, const void *x_i
     /* x_mid = x + attention, then xn2 = rmsnorm(x_mid), in one pass */
     TRY(kern_residual_rmsnorm_forward(dt, s->x_mid, s->xn2, s->rstd2, x_in, tmp, w->post_norm, T, C, eps, g->stream,
                                       e));
+    if (side) TRY(kern_stream_wait(side->stream, g->stream, side->fork, e));
     TRY(kern_matmul_forward(bl, dt, s->gate, s->xn2, w->w_gate, NULL, T, C, I, g->stream, e));
-    TRY(kern_matmul_forward(bl, dt, s->up, s->xn2, w->w_up, NULL, T, C, I, g->stream, e));
+    TRY(kern_matmul_forward(bl2, dt, s->up, s->xn2, w->w_up, NULL, T, C, I, st2, e));
+    if (side) TRY(kern_stream_wait(g->stream, side->stream, side->join, e));
     TRY(kern_swiglu_forward(dt, s->h, s->gate, s->up, (size_t)T * I, g->stream, e));
     if (!x_out) return 0;
     TRY(kern_matmul_forward(bl, dt, tmp, s->h, w->w_down, NULL, T, I, C, g->stream, e));
@@ -476,7 +498,7 @@ static int packed_attention(void *ctx, int l, const gm_slot *s, rlvr_err *e) {
  * calls in the same order whether it runs in the forward pass or recomputes before
  * backward. */
 static int layer_forward(gpu_model *g, int l, const void *x_in, gm_slot *s, void *x_out, rlvr_err *e) {
-    return gm_layer_forward(g, l, g->T, g->b.pos, x_in, s, g->b.tmp, packed_attention, g, x_out, e);
+    return gm_layer_forward(g, l, g->T, g->b.pos, x_in, s, g->b.tmp, packed_attention, g, NULL, x_out, e);
 }
 
 int gpu_model_forward(gpu_model *g, int n_seqs, const int *seq_len, const int *tokens, const int *targets,

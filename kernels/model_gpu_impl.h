@@ -6,6 +6,9 @@
 
 #include "model_gpu.h"
 
+/* kern_blas_new's cuBLASLt workspace (kernels.h), counted in the plans. */
+#define BLAS_WORKSPACE ((size_t)32 << 20)
+
 /* One layer's saved activations (model.c's model_acts, for one layer). q and k are after
  * qk-norm and RoPE; q_raw and k_raw (qk_norm only) are the projections before them. */
 typedef struct gm_slot {
@@ -85,6 +88,19 @@ struct gpu_model {
     int *h_pos, *h_cu, *h_order, *h_starts, *h_unique; /* host staging */
 };
 
+/* A second stream for gm_layer_forward's independent products (k and v beside q, up beside
+ * gate), with a cuBLASLt handle of its own (a workspace serves one stream) and the events
+ * that fork it from the model's stream and join it back. Small batches leave most of the
+ * GPU idle in each of these products; two at once fill more of it. The kernels and their
+ * results are the same either way. */
+typedef struct gm_side {
+    void *stream;
+    kern_blas *blas;
+    void *fork, *join;
+} gm_side;
+int gm_side_init(gm_side *s, rlvr_err *e);
+void gm_side_free(gm_side *s);
+
 /* Attention of layer l for gm_layer_forward: reads s->q, s->k (after RoPE) and s->v,
  * writes s->att and s->lse. ctx is the caller's. */
 typedef int (*gm_attention_fn)(void *ctx, int l, const gm_slot *s, rlvr_err *e);
@@ -92,10 +108,11 @@ typedef int (*gm_attention_fn)(void *ctx, int l, const gm_slot *s, rlvr_err *e);
 /* One transformer layer over T rows at positions pos (device ints): x_in -> x_out (may be
  * NULL: stop after the MLP's SwiGLU, as recomputation before backward does; may be x_in),
  * activations in s (rstd fields may be NULL: not kept), tmp [T, C] scratch, attention by
- * `attend`. The training forward (model_gpu.c) and the rollout engine's paged forward
- * (model_gpu_paged.c) both run it, so they make the same calls in the same order. */
+ * `attend`, the independent products on `side` when it is not NULL. The training forward
+ * (model_gpu.c) and the rollout engine's paged forward (model_gpu_paged.c) both run it, so
+ * they make the same calls in the same order. */
 int gm_layer_forward(gpu_model *g, int l, int T, const int *pos, const void *x_in, gm_slot *s, void *tmp,
-                     gm_attention_fn attend, void *ctx, void *x_out, rlvr_err *e);
+                     gm_attention_fn attend, void *ctx, const gm_side *side, void *x_out, rlvr_err *e);
 
 /* Returns -1 from the enclosing function when call fails (the error is already in e). */
 #define TRY(call)                                                                                                      \

@@ -57,6 +57,7 @@ struct gpu_paged {
     int use_graphs, n_bb, n_wb;
     kern_graph **graphs;
     long long graph_steps;
+    gm_side side; /* k, v and up beside q and gate */
 };
 
 enum { SAMPLE_IN_ROW = sizeof(kern_sample_params) + 2 * sizeof(uint64_t), SAMPLE_OUT_ROW = sizeof(int) + sizeof(float) };
@@ -114,9 +115,11 @@ static size_t pool_bytes(const model_config *c, kern_dtype dt, int n_blocks, int
 }
 
 /* The chunk length for sequences of up to max_len positions: at most SPLIT_CHUNKS chunks,
- * a power of two, at least 16. */
+ * a power of two, at least SPLIT_MIN: the attention kernel's 8 warps take 32 keys each,
+ * so a shorter chunk leaves warps idle and adds parts to merge. */
+#define SPLIT_MIN 256
 static int split_len_for(int max_len) {
-    int s = 16;
+    int s = SPLIT_MIN;
     while ((long long)s * SPLIT_CHUNKS < max_len) s *= 2;
     return s;
 }
@@ -128,7 +131,7 @@ size_t gpu_paged_bytes(const model_config *c, kern_dtype dt, int n_blocks, int b
                    .split_len = split_len_for(max_blocks * block_size)};
     bump b = {NULL, 0};
     paged_layout(&p, c, dt, &b);
-    return pool_bytes(c, dt, n_blocks, block_size) + b.off;
+    return pool_bytes(c, dt, n_blocks, block_size) + b.off + BLAS_WORKSPACE; /* + the side stream's */
 }
 
 gpu_paged *gpu_paged_new(gpu_model *g, int n_blocks, int block_size, int max_tokens, int max_seqs, int max_blocks,
@@ -178,7 +181,7 @@ gpu_paged *gpu_paged_new(gpu_model *g, int n_blocks, int block_size, int max_tok
         return NULL;
     }
     if (!(p->pool = kern_malloc(pool_bytes(c, g->o.dtype, n_blocks, block_size), e)) ||
-        !(p->mem = kern_malloc(b.off, e))) {
+        !(p->mem = kern_malloc(b.off, e)) || gm_side_init(&p->side, e) != 0) {
         err_prefix(e, "GPU paged forward (KV pool of %d blocks of %d positions)", n_blocks, block_size);
         gpu_paged_free(p);
         return NULL;
@@ -192,6 +195,7 @@ void gpu_paged_free(gpu_paged *p) {
     if (!p) return;
     for (int i = 0; p->graphs && i < p->n_bb * p->n_wb; i++) kern_graph_free(p->graphs[i]);
     free(p->graphs);
+    gm_side_free(&p->side);
     kern_free(p->pool);
     kern_free(p->mem);
     free(p->h_idx);
@@ -324,7 +328,7 @@ static int forward_launches(gpu_paged *p, const step_idx *x, int max_q, rlvr_err
                     .k = p->k, .v = p->v, .att = p->att, .lse = p->lse, .gate = p->gate, .up = p->up, .h = p->h};
     paged_attend pa = {p, &pb, d + x->slots, T};
     for (int l = 0; l < c->layers; l++)
-        TRY(gm_layer_forward(g, l, T, d + x->positions, p->x, &acts, p->tmp, paged_attention, &pa, p->x, e));
+        TRY(gm_layer_forward(g, l, T, d + x->positions, p->x, &acts, p->tmp, paged_attention, &pa, &p->side, p->x, e));
     if (R == 0) return 0;
     /* the draw rows only: gathered (an embedding lookup into x), normed, times the head */
     TRY(kern_embedding_forward(dt, p->rows, p->x, d + x->logit_rows, R, C, g->stream, e));
