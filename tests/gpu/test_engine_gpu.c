@@ -12,7 +12,9 @@
  * side alone (gpu_model_upload of perturbed weights, as an optimizer step would write
  * them) and the GPU engine must follow the new weights with no other call. A gpu_model
  * of another shape is refused, and so is a KV pool larger than the device's free memory,
- * by its sizes, before any allocation. Without a device it skips; tests/CMakeLists.txt also builds
+ * by its sizes, before any allocation. The same samples scheduled one group at a time,
+ * and interleaved so that no prompt is shared, must give the same tokens and log-probs
+ * within 1e-4 (the printout says whether bit for bit). Without a device it skips; tests/CMakeLists.txt also builds
  * it against the host emulation of the kernels (test_engine_gpu_host). */
 #include "engine.h"
 #include "gpu_test.h"
@@ -35,17 +37,55 @@ typedef struct outputs {
     long long graph_steps;
 } outputs;
 
-/* 0 when it ran; else the error is in e. */
-static int generate(model *m, gpu_model *g, sample_params sp, int eager, outputs *out, rlvr_err *e) {
+/* How the 12 samples are scheduled: all together, sharing each prompt's blocks; one group
+ * of 4 at a time (o.batch = G); or interleaved so that no two neighbours share a prompt,
+ * which makes every sample a group of its own (no prefix sharing: 12 prefills). */
+enum layout { TOGETHER, BY_GROUP, UNSHARED };
+
+/* 0 when it ran; else the error is in e. Sample i (seq_id i) always lands in out row i. */
+static int generate_as(model *m, gpu_model *g, sample_params sp, int eager, enum layout lay, outputs *out,
+                       rlvr_err *e) {
     sample_seq q[N];
-    for (int i = 0; i < N; i++)
-        q[i] = (sample_seq){.prompt = PROMPTS[i / G], .n_prompt = PROMPT_LEN[i / G], .seq_id = (uint64_t)i,
+    for (int k = 0; k < N; k++) {
+        const int i = lay == UNSHARED ? (k % N_GROUPS) * G + k / N_GROUPS : k;
+        q[k] = (sample_seq){.prompt = PROMPTS[i / G], .n_prompt = PROMPT_LEN[i / G], .seq_id = (uint64_t)i,
                             .out = out->tokens[i], .out_logp = out->logp[i]};
-    sample_gen_opts o = {.params = sp, .seed = 42, .max_new = MAX_NEW};
+    }
+    sample_gen_opts o = {.params = sp, .seed = 42, .max_new = MAX_NEW, .batch = lay == BY_GROUP ? G : 0};
     engine_opts eo = {.gpu = g, .eager = eager, .graph_steps = &out->graph_steps};
     if (engine_generate(m, q, N, &o, g ? &eo : NULL, NULL, e) != 0) return -1;
-    for (int i = 0; i < N; i++) out->n[i] = q[i].n_out;
+    for (int k = 0; k < N; k++) out->n[q[k].seq_id] = q[k].n_out;
     return 0;
+}
+
+static int generate(model *m, gpu_model *g, sample_params sp, int eager, outputs *out, rlvr_err *e) {
+    return generate_as(m, g, sp, eager, TOGETHER, out, e);
+}
+
+/* The same samples scheduled another way: the same tokens, log-probs within `tol` (the
+ * engine's own kernels are batch-invariant; cuBLASLt may pick another algorithm for
+ * another number of rows). */
+static void check_layout(const char *what, model *m, gpu_model *g, sample_params sp, const outputs *ref,
+                         enum layout lay, double tol) {
+    rlvr_err e = {{0}};
+    outputs o;
+    const char *name = lay == BY_GROUP ? "one group at a time" : "no prefix sharing";
+    CHECK(generate_as(m, g, sp, 0, lay, &o, &e) == 0, "%s, %s: %s", what, name, e.msg);
+    if (gpu_failures) return;
+    double max_dlp = 0;
+    int same_bits = 1;
+    for (int i = 0; i < N; i++) {
+        CHECK(o.n[i] == ref->n[i] && !memcmp(o.tokens[i], ref->tokens[i], (size_t)ref->n[i] * sizeof(int)),
+              "%s, %s: sample %d's tokens differ from all 12 decoding together", what, name, i);
+        for (int k = 0; k < o.n[i] && k < ref->n[i]; k++) {
+            const double d = fabs((double)o.logp[i][k] - ref->logp[i][k]);
+            if (!(d <= max_dlp)) max_dlp = isnan(d) ? INFINITY : d;
+            same_bits = same_bits && !memcmp(&o.logp[i][k], &ref->logp[i][k], sizeof(float));
+        }
+    }
+    CHECK(max_dlp <= tol, "%s, %s: log-probs differ by %.3g", what, name, max_dlp);
+    printf("%-28s %-20s tokens equal, log-probs %s (max |dlogp| %.3g)\n", what, name,
+           same_bits ? "bit for bit" : "within tolerance", max_dlp);
 }
 
 /* The GPU engine's outputs go to *gpu_out (may be NULL). */
@@ -81,6 +121,8 @@ static void compare(const char *what, model *m, gpu_model *g, sample_params sp, 
     CHECK(max_dlp <= 1e-4, "%s: sampling log-probs differ by %.3g", what, max_dlp);
     printf("%-28s T=%-3g top-k %-2d top-p %-3g min-p %-4g tokens equal %d of %d, max |dlogp| %.3g\n", what,
            sp.temperature, sp.top_k, sp.top_p, sp.min_p, same, total, max_dlp);
+    check_layout(what, m, g, sp, &gpu, BY_GROUP, 1e-4);
+    check_layout(what, m, g, sp, &gpu, UNSHARED, 1e-4);
     if (gpu_out) *gpu_out = gpu;
 }
 
