@@ -14,8 +14,8 @@ set -eu
 B=${1:-/tmp/rlvr-emu-build}
 E=tests/gpu/emu
 W="$B/emu"
-cmake -S . -B "$B" -G Ninja -DRLVR_CUDA=OFF -DRLVR_SANITIZE=OFF > /dev/null
-cmake --build "$B" --target rlvr_rollout rlvr_core > /dev/null
+cmake -S . -B "$B" -DRLVR_CUDA=OFF -DRLVR_SANITIZE=OFF > /dev/null
+cmake --build "$B" --parallel 2 --target rlvr_rollout rlvr_core > /dev/null
 mkdir -p "$W"
 python3 "$E/host_sampling.py" kernels/sampling.cu "$W/sampling_host.cpp"
 CXX="g++ -std=c++17 -O2 -ffp-contract=off -Wno-unknown-pragmas -I$E -Ikernels -Icore"
