@@ -328,7 +328,8 @@ static int forward_launches(gpu_paged *p, const step_idx *x, int max_q, rlvr_err
                     .k = p->k, .v = p->v, .att = p->att, .lse = p->lse, .gate = p->gate, .up = p->up, .h = p->h};
     paged_attend pa = {p, &pb, d + x->slots, T};
     for (int l = 0; l < c->layers; l++)
-        TRY(gm_layer_forward(g, l, T, d + x->positions, p->x, &acts, p->tmp, paged_attention, &pa, &p->side, p->x, e));
+        TRY(gm_layer_forward(g, l, T, d + x->positions, p->x, &acts, p->tmp, paged_attention, &pa, &p->side, p->x,
+                             e));
     if (R == 0) return 0;
     /* the draw rows only: gathered (an embedding lookup into x), normed, times the head */
     TRY(kern_embedding_forward(dt, p->rows, p->x, d + x->logit_rows, R, C, g->stream, e));

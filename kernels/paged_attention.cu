@@ -282,7 +282,8 @@ __global__ void __launch_bounds__(PA_THREADS, 2) paged_attention_kernel(const pa
             }
 #pragma unroll
             for (int i = 0; i < PA_PASS; i += 4)
-                *reinterpret_cast<float4 *>(ps + lane * PA_PASS + i) = make_float4(pr[i], pr[i + 1], pr[i + 2], pr[i + 3]);
+                *reinterpret_cast<float4 *>(ps + lane * PA_PASS + i) =
+                    make_float4(pr[i], pr[i + 1], pr[i + 2], pr[i + 3]);
             js[lane] = krow;
             __syncwarp();
             // p_j v_j for each slot's keys of the tile, in key order

@@ -19,6 +19,11 @@
 #include "safetensors.h"
 #include "sampling.h"
 
+/* The paged attention and sampling launchers are weak: tests/gpu/emu/emulate_engine.sh
+ * links the real kernels (paged_attention.cu and sampling.cu compiled for the host, on
+ * fibers) over them. */
+#define REPLACEABLE __attribute__((weak))
+
 int kern_device_count(rlvr_err *e) { return 1; }
 
 int kern_device_info_get(int device, kern_device_info *info, rlvr_err *e) {
@@ -384,6 +389,7 @@ size_t kern_clip_grad_norm_workspace(void) { return sizeof(double); }
 
 /* ---- paged KV cache: the pool and the batch arrays are host memory here ------------------- */
 
+REPLACEABLE
 int kern_kv_block_copy(kern_dtype dt, void *k_cache, void *v_cache, const int *copies, int n_copies, int n_layers,
                        size_t layer_stride, int n_blocks, int block_size, int KV, int D, void *stream, rlvr_err *e) {
     if (n_copies < 0 || n_layers <= 0 || (n_copies && !copies))
@@ -401,6 +407,7 @@ int kern_kv_block_copy(kern_dtype dt, void *k_cache, void *v_cache, const int *c
     return 0;
 }
 
+REPLACEABLE
 int kern_kv_write(kern_dtype dt, void *k_cache, void *v_cache, const void *k, const void *v, size_t ld,
                   const int *slot_mapping, int T, int n_blocks, int block_size, int KV, int D, void *stream,
                   rlvr_err *e) {
@@ -451,14 +458,17 @@ static int paged_twin(int form, kern_dtype dt, void *out, float *lse, const void
     return 0;
 }
 
+REPLACEABLE
 int kern_paged_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
                                  const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size, int H,
                                  int KV, int D, void *stream, rlvr_err *e) {
     return paged_twin(0, dt, out, lse, q, k_cache, v_cache, b, n_blocks, block_size, H, KV, D, 0, e);
 }
 
+REPLACEABLE
 size_t kern_paged_attention_split_scratch(int T, int H, int D, int max_seq_len, int split_len) { return 1; }
 
+REPLACEABLE
 int kern_paged_attention_split_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
                                        const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size,
                                        int H, int KV, int D, int split_len, void *scratch, void *stream,
@@ -466,8 +476,10 @@ int kern_paged_attention_split_forward(kern_dtype dt, void *out, float *lse, con
     return paged_twin(1, dt, out, lse, q, k_cache, v_cache, b, n_blocks, block_size, H, KV, D, split_len, e);
 }
 
+REPLACEABLE
 size_t kern_cascade_attention_scratch(int T, int H, int D) { return 1; }
 
+REPLACEABLE
 int kern_cascade_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
                                    const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size,
                                    int H, int KV, int D, void *scratch, void *stream, rlvr_err *e) {
@@ -476,6 +488,7 @@ int kern_cascade_attention_forward(kern_dtype dt, void *out, float *lse, const v
 
 /* ---- sampling: the CPU sampler itself (rollout/sampling.c), row by row ----------------------- */
 
+REPLACEABLE
 int kern_sample(const float *logits, int N, int V, const kern_sample_params *params, const uint64_t *seq_ids,
                 const uint64_t *positions, uint64_t seed, int *tokens, float *logp, void *stream, rlvr_err *e) {
     sampler s;
@@ -490,6 +503,7 @@ int kern_sample(const float *logits, int N, int V, const kern_sample_params *par
     return 0;
 }
 
+REPLACEABLE
 int kern_rng_uniform(float *out, uint32_t *bits, const uint64_t *keys, int n, void *stream, rlvr_err *e) {
     for (int i = 0; i < n; i++) {
         const uint64_t seed = keys[3 * i], stream_id = keys[3 * i + 1], pos = keys[3 * i + 2];

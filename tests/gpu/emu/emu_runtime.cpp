@@ -105,18 +105,25 @@ void emu_run_block(int block, int nthreads, void (*fn)(void *), void *arg) {
     }
 }
 
+// Weak, so that emulate_engine.sh can link tests/host_gpu/host_kernels.c's (the rest of
+// the launchers on host memory) in their place.
 extern "C" {
-int kern_device_count(rlvr_err *e) { return 1; }
-int kern_device_info_get(int device, kern_device_info *info, rlvr_err *e) {
+#define EMU_WEAK __attribute__((weak))
+EMU_WEAK int kern_device_count(rlvr_err *e) { return 1; }
+EMU_WEAK int kern_device_info_get(int device, kern_device_info *info, rlvr_err *e) {
     memset(info, 0, sizeof *info);
     strcpy(info->name, "host emulation (tests/gpu/emu)");
     info->major = 9;
     return 0;
 }
-void *kern_malloc(size_t bytes, rlvr_err *e) { return malloc(bytes ? bytes : 1); }
-void kern_free(void *p) { free(p); }
-int kern_memcpy_h2d(void *dst, const void *src, size_t bytes, rlvr_err *e) { return memcpy(dst, src, bytes), 0; }
-int kern_memcpy_d2h(void *dst, const void *src, size_t bytes, rlvr_err *e) { return memcpy(dst, src, bytes), 0; }
-int kern_synchronize(rlvr_err *e) { return 0; }
-size_t kern_dtype_size(kern_dtype t) { return t == KERN_BF16 ? 2 : 4; }
+EMU_WEAK void *kern_malloc(size_t bytes, rlvr_err *e) { return malloc(bytes ? bytes : 1); }
+EMU_WEAK void kern_free(void *p) { free(p); }
+EMU_WEAK int kern_memcpy_h2d(void *dst, const void *src, size_t bytes, rlvr_err *e) {
+    return memcpy(dst, src, bytes), 0;
+}
+EMU_WEAK int kern_memcpy_d2h(void *dst, const void *src, size_t bytes, rlvr_err *e) {
+    return memcpy(dst, src, bytes), 0;
+}
+EMU_WEAK int kern_synchronize(rlvr_err *e) { return 0; }
+EMU_WEAK size_t kern_dtype_size(kern_dtype t) { return t == KERN_BF16 ? 2 : 4; }
 }
