@@ -7,23 +7,12 @@
 # hardware: no timing, no memory model, and expf is glibc's, so every row matches the CPU
 # twin exactly (no borderline rows) where a GPU differs by CUDA's expf rounding.
 #   usage, from the repo root: sh tests/gpu/emu/emulate_sampling.sh [BUILD_DIR]
-# BUILD_DIR (default /tmp/rlvr-emu-build) is configured without CUDA and sanitizers and
-# only the rollout and core libraries are built in it. RLVR_GPU_TEST_SHORT=1 is honoured
-# (about 1 minute on the 2-core dev VM; the whole test takes a few).
+# BUILD_DIR: emu_build.sh's (default /tmp/rlvr-emu-build). RLVR_GPU_TEST_SHORT=1 is honoured
+# (about 2 minutes on the 2-core dev VM; the whole test takes a few).
 set -eu
-B=${1:-/tmp/rlvr-emu-build}
-E=tests/gpu/emu
-W="$B/emu"
-cmake -S . -B "$B" -DRLVR_CUDA=OFF -DRLVR_SANITIZE=OFF > /dev/null
-cmake --build "$B" --parallel 2 --target rlvr_rollout rlvr_core > /dev/null
-mkdir -p "$W"
-python3 "$E/host_sampling.py" kernels/sampling.cu "$W/sampling_host.cpp"
-CXX="g++ -std=c++17 -O2 -ffp-contract=off -Wno-unknown-pragmas -I$E -Ikernels -Icore"
-$CXX -c "$W/sampling_host.cpp" -o "$W/sampling_host.o"
-$CXX -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=0 -c "$E/emu_runtime.cpp" -o "$W/emu_runtime.o" # _longjmp between stacks
-gcc -std=c11 -D_DEFAULT_SOURCE -O2 -ffp-contract=off -Ikernels -Icore -Irollout -Itests/gpu \
-    -c tests/gpu/test_sampling.c -o "$W/test_sampling.o"
-g++ -o "$W/test_sampling_emu" "$W/test_sampling.o" "$W/sampling_host.o" "$W/emu_runtime.o" \
-    "$B/rollout/librlvr_rollout.a" "$B/core/librlvr_core.a" "$B/lua/librlvr_lua.a" \
-    -lcjson -llua5.4 -lopenblas -lpcre2-8 -lsqlite3 -lutf8proc -lpthread -lm
+. tests/gpu/emu/emu_build.sh
+emu_prepare
+emu_kernel sampling
+$CC -c tests/gpu/test_sampling.c -o "$W/test_sampling.o"
+emu_link test_sampling_emu "$W/test_sampling.o" "$W/sampling_host.o"
 exec "$W/test_sampling_emu"
