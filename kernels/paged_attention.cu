@@ -31,9 +31,9 @@
 // empty range writes lse = -inf, which the merge skips (attention_merge's rule), so
 // unused chunks of short rows cost nothing and change nothing.
 //
-// Speed. Decode is bound by reading K/V: each row is read from device memory once per
-// (kv head, pass), straight into registers, with no barrier between tiles (a warp's tiles
-// are its own). The previous design gathered one 32-key tile at a time into shared
+// Speed (the design's aim, not yet measured on a GPU). Decode should be bound by reading
+// K/V: each row is read from device memory once per (kv head, pass), straight into
+// registers, with no barrier between tiles (a warp's tiles are its own). The previous design gathered one 32-key tile at a time into shared
 // memory for the whole block and scored it one slot a warp; on an H100 its split-KV
 // decode took 29.7 us a layer at batch 64 for 17 MB of K/V (5.7 us at copy bandwidth).
 // bench/bench_paged_attention and bench/bench_engine_gpu measure it.
