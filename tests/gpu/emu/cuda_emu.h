@@ -18,6 +18,9 @@
 #include <algorithm>
 
 #include "kernels.h"
+extern "C" {
+#include "safetensors.h" // st_bf16_to_f32, st_f32_to_bf16
+}
 
 #define __global__
 #define __device__
@@ -143,12 +146,9 @@ template <class F> static inline void emu_launch(dim3 grid, unsigned threads, si
 struct __nv_bfloat16 {
     uint16_t bits;
 };
-static inline float __bfloat162float(__nv_bfloat16 h) { return emu_unpack<float>((uint64_t)h.bits << 16); }
-static inline __nv_bfloat16 __float2bfloat16_rn(float f) {
-    const uint32_t u = __float_as_uint(f);
-    if (isnan(f)) return __nv_bfloat16{(uint16_t)((u >> 16) | 0x40)};
-    return __nv_bfloat16{(uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16)};
-}
+// the conversions of the checkpoint reader (core/safetensors.c), which round the same way
+static inline float __bfloat162float(__nv_bfloat16 h) { return st_bf16_to_f32(h.bits); }
+static inline __nv_bfloat16 __float2bfloat16_rn(float f) { return __nv_bfloat16{st_f32_to_bf16(f)}; }
 struct alignas(16) float4 {
     float x, y, z, w;
 };
