@@ -108,6 +108,20 @@ int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, int accumul
                          const void *dout, const void *inp, const void *w, int T, int IC, int OC, void *stream,
                          rlvr_err *e);
 
+/* The batch-invariant linear layer (kernels/gemm_inv.cu): out[T, OC] = inp[T, IC] @
+ * w[OC, IC]^T + bias[OC] (bias may be NULL) with inp, w and bias bf16 and out bf16 or fp32
+ * (out_dt). Each output element is the same sum in the same order whatever T, the row's
+ * place among the T rows and the tile shape: fp32 from 0, one tensor-core product per 16
+ * columns of IC in increasing order, then + bias, then one rounding. So a token's row has
+ * the same bits in a decode step of 64 rows as in a training forward of 8192, which
+ * cuBLASLt (another kernel for another row count) does not promise. tile:
+ * KERN_INV_TILE_AUTO picks by shape (speed only); tests pin each shape to check that they
+ * agree. Needs IC a multiple of 8, inp and w 16-byte aligned, out 8-byte aligned.
+ * Deterministic. CPU twin: matmul_forward (equal to fp32 rounding). */
+enum { KERN_INV_TILE_AUTO = 0, KERN_INV_TILE_SMALL = 1, KERN_INV_TILE_MEDIUM = 2, KERN_INV_TILE_LARGE = 3 };
+int kern_matmul_invariant(kern_dtype out_dt, void *out, const void *inp, const void *w, const void *bias, int T,
+                          int IC, int OC, int tile, void *stream, rlvr_err *e);
+
 /* ---- embedding (kernels/embedding.cu) -------------------------------------------------------- */
 
 /* out[t, :] = table[tokens[t], :]; out [T, C], table [V, C] (dtype dt), tokens [T] device

@@ -63,6 +63,11 @@ int kern_matmul_forward(kern_blas *blas, kern_dtype dt, void *out, const void *i
     return err_set(e, "built without CUDA");
 }
 
+int kern_matmul_invariant(kern_dtype out_dt, void *out, const void *inp, const void *w, const void *bias, int T,
+                          int IC, int OC, int tile, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
 int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, int accumulate, float *dw, float *dbias,
                          const void *dout, const void *inp, const void *w, int T, int IC, int OC, void *stream,
                          rlvr_err *e) {

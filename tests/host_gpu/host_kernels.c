@@ -141,6 +141,29 @@ int kern_matmul_forward(kern_blas *blas, kern_dtype dt, void *out, const void *i
     return 0;
 }
 
+/* Each element summed over k in increasing order from 0, then + bias, then rounded: the
+ * same order for any T, as the kernel's. Weak, so emulate_gemm_inv.sh's kernel can stand in. */
+REPLACEABLE int kern_matmul_invariant(kern_dtype out_dt, void *out, const void *inp, const void *w, const void *bias,
+                                      int T, int IC, int OC, int tile, void *stream, rlvr_err *e) {
+    if (T <= 0 || IC <= 0 || OC <= 0 || IC % 8 || (uintptr_t)inp % 16 || (uintptr_t)w % 16 || (uintptr_t)out % 8 ||
+        tile < KERN_INV_TILE_AUTO || tile > KERN_INV_TILE_LARGE)
+        return err_set(e, "matmul_invariant: bad call T=%d IC=%d OC=%d tile %d (IC a multiple of 8, aligned operands)",
+                       T, IC, OC, tile);
+    const uint16_t *x = inp, *ww = w, *b = bias;
+    for (int t = 0; t < T; t++)
+        for (int o = 0; o < OC; o++) {
+            float acc = 0.0f;
+            for (int k = 0; k < IC; k++)
+                acc += st_bf16_to_f32(x[(size_t)t * IC + k]) * st_bf16_to_f32(ww[(size_t)o * IC + k]);
+            if (b) acc += st_bf16_to_f32(b[o]);
+            if (out_dt == KERN_BF16)
+                ((uint16_t *)out)[(size_t)t * OC + o] = st_f32_to_bf16(acc);
+            else
+                ((float *)out)[(size_t)t * OC + o] = acc;
+        }
+    return 0;
+}
+
 int kern_matmul_backward(kern_blas *blas, kern_dtype dt, void *dinp, int accumulate, float *dw, float *dbias,
                          const void *dout, const void *inp, const void *w, int T, int IC, int OC, void *stream,
                          rlvr_err *e) {

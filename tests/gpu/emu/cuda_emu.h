@@ -120,6 +120,9 @@ typedef int cudaError_t;
 #define cudaFuncAttributeMaxDynamicSharedMemorySize 0
 template <class F> static inline cudaError_t cudaFuncSetAttribute(F, int, int) { return cudaSuccess; }
 static inline cudaError_t cudaGetLastError(void) { return cudaSuccess; }
+#define cudaDevAttrMultiProcessorCount 16
+static inline cudaError_t cudaGetDevice(int *d) { return *d = 0, cudaSuccess; }
+static inline cudaError_t cudaDeviceGetAttribute(int *v, int, int) { return *v = 132, cudaSuccess; } // an H100's SMs
 #define CUDA_CHECK(call, e)                                                                                            \
     do {                                                                                                               \
         if ((call) != cudaSuccess) return err_set((e), "%s failed", #call);                                           \
