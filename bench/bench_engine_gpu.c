@@ -3,7 +3,7 @@
  * on the device) on Qwen2.5-0.5B and -1.5B shapes with random weights.
  *
  *   bench_engine_gpu [--model 0.5b|1.5b] [--batch 1,64,256] [--prompt 512] [--group 8]
- *                    [--new 512] [--reps 2] [--eager]
+ *                    [--new 512] [--reps 2] [--eager] [--invariant]
  *
  * For each batch B: B samples decoded together, in groups of min(G, B) sharing a random
  * prompt of P tokens, N new tokens each at temperature 1 with no stop token (every sample
@@ -15,7 +15,9 @@
  * its position (P + N/2 on average: the engine reads a shared prompt once per sample);
  * its time is those bytes over the device-to-device copy bandwidth measured here (a 1 GiB
  * cudaMemcpy reads and writes 2 GiB). Prints one RESULT line per batch for
- * bench/run_engine_gpu.sh, which sets transformers' generate beside it. */
+ * bench/run_engine_gpu.sh, which sets transformers' generate beside it. --invariant runs the
+ * batch-invariant forward (gpu_model_opts.invariant: the products of kern_matmul_invariant,
+ * attention in the training attention's order), impl "rlvr-inv". */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,10 +101,11 @@ static double time_generate(model *m, gen *g, int max_new, const engine_opts *eo
 
 int main(int argc, char **argv) {
     const char *name = "0.5b", *batches = "1,64,256";
-    int P = 512, G = 8, N = 512, reps = 2, eager = 0;
+    int P = 512, G = 8, N = 512, reps = 2, eager = 0, invariant = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--eager") == 0) eager = 1;
+        else if (strcmp(a, "--invariant") == 0) invariant = 1;
         else if (!v) {
             fprintf(stderr, "bench_engine_gpu: %s needs a value\n", a);
             return 2;
@@ -128,14 +131,15 @@ int main(int argc, char **argv) {
     model *m = model_new(&c, &e);
     if (!m) die("model", &e);
     bench_fill_weights(m);
-    gpu_model_opts go = {.dtype = KERN_BF16, .max_tokens = 1, .max_seqs = 1, .train = 0};
+    gpu_model_opts go = {.dtype = KERN_BF16, .max_tokens = 1, .max_seqs = 1, .train = 0, .invariant = invariant};
     gpu_model *g = gpu_model_new(m, &go, &e);
     if (!g) die("gpu_model_new", &e);
     const double bw = copy_bandwidth();
     const double w_bytes = 2.0 * (double)m->n_params;
     const double kv_token = 2.0 * 2.0 * c.layers * c.kv_heads * c.head_dim; /* K and V, bf16 */
-    printf("Qwen2.5-%s shape: %zu parameters (%.2f GB bf16), KV %.0f bytes/token; copy bandwidth %.0f GB/s; %s\n",
-           name, m->n_params, w_bytes / 1e9, kv_token, bw / 1e9, eager ? "eager" : "CUDA graphs");
+    printf("Qwen2.5-%s shape: %zu parameters (%.2f GB bf16), KV %.0f bytes/token; copy bandwidth %.0f GB/s; %s%s\n",
+           name, m->n_params, w_bytes / 1e9, kv_token, bw / 1e9, eager ? "eager" : "CUDA graphs",
+           invariant ? ", batch-invariant" : "");
     char list[256];
     snprintf(list, sizeof list, "%s", batches);
     for (char *p = strtok(list, ","); p; p = strtok(NULL, ",")) {
@@ -157,7 +161,7 @@ int main(int argc, char **argv) {
                graph_steps, N - 1);
         printf("RESULT impl=rlvr%s model=%s batch=%d prompt=%d new=%d prefill_ms=%.2f step_ms=%.4f decode_tps=%.1f "
                "total_tps=%.1f roof_ms=%.4f\n",
-               eager ? "-eager" : "", name, B, P, N, 1e3 * t_pre, 1e3 * step, B / step, (double)B * N / t_full,
+               invariant ? "-inv" : eager ? "-eager" : "", name, B, P, N, 1e3 * t_pre, 1e3 * step, B / step, (double)B * N / t_full,
                1e3 * roof);
         fflush(stdout);
         gen_free(&gp);

@@ -8,13 +8,15 @@
  *
  *   bench_train_gpu --model 0.5b|1.5b [--seqs 1024,4096] [--tokens 8192] [--micro 1] [--steps 5]
  *                   [--warmup 2] [--dtype bf16|fp32] [--recompute] [--lm-keep-probs] [--lm-chunk 8192]
+ *                   [--invariant]
  *
  * B = tokens / L per micro-batch; an optimizer step sees M x B x L tokens. Reported per sequence length: tokens/s over the timed steps (each step
  * synchronized), MFU = model FLOPs / (step time x 989 TFLOPS, the H100 SXM's bf16 dense
  * peak) with model FLOPs = 6 N tokens + 6 L_layers H D sum_s L_s^2 (causal attention,
  * forward and backward; recomputation is not credited), the memory plan's total, and the
  * device memory in use after the steps (cudaMemGetInfo: total - free, which includes the
- * CUDA context). One "RESULT" line each, parsed by run_train_gpu.sh. */
+ * CUDA context). One "RESULT" line each, parsed by run_train_gpu.sh. --invariant trains with
+ * the batch-invariant forward (gpu_model_opts.invariant), what exact rollout log-probs cost. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,13 +38,14 @@ static void die(const char *what, const rlvr_err *e) {
 static double gib(size_t b) { return (double)b / (double)((size_t)1 << 30); }
 
 static void run(const model *m, const char *name, int L, int tokens, int micro, int steps, int warmup,
-                kern_dtype dt, int recompute, int lm_keep, int lm_chunk) {
+                kern_dtype dt, int recompute, int lm_keep, int lm_chunk, int invariant) {
     rlvr_err e = {{0}};
     const model_config *c = &m->cfg;
     int B = tokens / L;
     if (B < 1) B = 1;
     int T = B * L;
     gpu_model_opts o = {.dtype = dt, .max_tokens = T, .max_seqs = B, .recompute = recompute, .train = 1, .lm_chunk = lm_chunk, .lm_keep_probs = lm_keep,
+                        .invariant = invariant,
                         .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.0};
     gpu_model *g = gpu_model_new(m, &o, &e);
     if (!g) die("gpu_model_new", &e);
@@ -102,12 +105,13 @@ static void run(const model *m, const char *name, int L, int tokens, int micro, 
 
 int main(int argc, char **argv) {
     const char *name = "0.5b", *seqs = "1024,4096";
-    int tokens = 8192, micro = 1, steps = 5, warmup = 2, recompute = 0, lm_keep = 0, lm_chunk = 0;
+    int tokens = 8192, micro = 1, steps = 5, warmup = 2, recompute = 0, lm_keep = 0, lm_chunk = 0, invariant = 0;
     kern_dtype dt = KERN_BF16;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--recompute") == 0) recompute = 1;
         else if (strcmp(a, "--lm-keep-probs") == 0) lm_keep = 1;
+        else if (strcmp(a, "--invariant") == 0) invariant = 1;
         else if (!v) {
             fprintf(stderr, "bench_train_gpu: %s needs a value\n", a);
             return 2;
@@ -142,7 +146,8 @@ int main(int argc, char **argv) {
             m->n_params, util_now() - t);
     char list[256];
     snprintf(list, sizeof list, "%s", seqs);
-    for (char *p = strtok(list, ","); p; p = strtok(NULL, ",")) run(m, name, atoi(p), tokens, micro, steps, warmup, dt, recompute, lm_keep, lm_chunk);
+    for (char *p = strtok(list, ","); p; p = strtok(NULL, ",")) run(m, name, atoi(p), tokens, micro, steps, warmup, dt, recompute, lm_keep, lm_chunk,
+                                                                   invariant);
     model_free(m);
     return 0;
 }

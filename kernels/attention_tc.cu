@@ -134,6 +134,64 @@ __device__ __forceinline__ void next_kv_tile(bf16 *Ks, bf16 *Vs, const bf16 *k, 
     }
 }
 
+// ---- one warp's rows through a key tile: what the forward and the paged forward share -----------
+//
+// The training forward (attn_tc_forward_kernel) and the rollout engine's paged forward
+// (attn_tc_paged_kernel) call these same functions on the same fragments, so a query row
+// sees the same products, exponentials and roundings in the same order in both: its output
+// and lse have the same bits when its q and keys do. Masked keys and whole tiles past a
+// row's position change nothing (a max with -inf, a factor exp2(0) = 1, products with P = 0).
+
+// The online-softmax update of 16 rows by one tile of keys k0.. (FlashAttention-2): s
+// holds the tile's scores Q K^T for the lane's rows a (position pos_a) and b (pos_b); they
+// are scaled (base 2), keys after a row's position masked when `diag` (some key of the tile
+// may lie past some row), and turned into P = exp2(s - new max); the running max m, the
+// lane's share l of each row sum and the accumulators o are rescaled to the new max.
+template <int NS, int NO>
+__device__ __forceinline__ void tc_softmax_tile(float s[NS][4], float o[NO][4], float m[2], float l[2], int k0,
+                                                int pos_a, int pos_b, bool diag, float scale_log2) {
+    const int t = threadIdx.x % 4;
+    float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < NS; n++)
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+            const int key = k0 + n * 8 + 2 * t + c;
+            s[n][c] = diag && key > pos_a ? -INFINITY : s[n][c] * scale_log2;
+            s[n][2 + c] = diag && key > pos_b ? -INFINITY : s[n][2 + c] * scale_log2;
+            mx_a = fmaxf(mx_a, s[n][c]);
+            mx_b = fmaxf(mx_b, s[n][2 + c]);
+        }
+    const float mn_a = fmaxf(m[0], quad_max(mx_a)), mn_b = fmaxf(m[1], quad_max(mx_b));
+    const float corr_a = exp2f(m[0] - mn_a), corr_b = exp2f(m[1] - mn_b); // 0 on the first tile
+    m[0] = mn_a, m[1] = mn_b;
+    float sum_a = 0.0f, sum_b = 0.0f;
+#pragma unroll
+    for (int n = 0; n < NS; n++) {
+        s[n][0] = exp2f(s[n][0] - mn_a), s[n][1] = exp2f(s[n][1] - mn_a);
+        s[n][2] = exp2f(s[n][2] - mn_b), s[n][3] = exp2f(s[n][3] - mn_b);
+        sum_a += s[n][0] + s[n][1], sum_b += s[n][2] + s[n][3];
+    }
+    l[0] = l[0] * corr_a + sum_a; // the quad adds its lanes' shares at the end
+    l[1] = l[1] * corr_b + sum_b;
+#pragma unroll
+    for (int n = 0; n < NO; n++) o[n][0] *= corr_a, o[n][1] *= corr_a, o[n][2] *= corr_b, o[n][3] *= corr_b;
+}
+
+// Row `half` (0: the lane's row a, 1: row b) done: the quad adds its lanes' shares of the
+// row sum (every lane takes part), then, when dst is not NULL, dst[0..D) = o / sum in bf16
+// and *lse = the row's log-sum-exp in natural-log units (lane t = 0).
+template <int NO>
+__device__ __forceinline__ void tc_store_row(const float o[NO][4], float m, float l, int half, bf16 *dst, float *lse) {
+    const int t = threadIdx.x % 4;
+    const float sum = quad_sum(l), inv = 1.0f / sum;
+    if (!dst) return;
+#pragma unroll
+    for (int n = 0; n < NO; n++)
+        *(uint32_t *)(dst + n * 8 + 2 * t) = pack_bf16(o[n][2 * half] * inv, o[n][2 * half + 1] * inv);
+    if (t == 0) *lse = (m + log2f(sum)) * LN2;
+}
+
 // ---- forward --------------------------------------------------------------------------------
 //
 // Grid (query tile, head, sequence), the last query tiles (the most keys) first. Each warp
@@ -150,7 +208,7 @@ __global__ void __launch_bounds__(TC_THREADS)
     const int start = cu_seqlens[seq], len = cu_seqlens[seq + 1] - start;
     const int q0 = (gridDim.x - 1 - blockIdx.x) * BM;
     if (q0 >= len) return; // the whole block leaves together
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = lane % 4;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int wr = q0 + warp * 16 * RW;                     // the warp's first row; group r starts at wr + 16 r
     const int n_tiles = (min(len, q0 + BM) + BC - 1) / BC; // keys the tile's rows see
 
@@ -190,34 +248,8 @@ __global__ void __launch_bounds__(TC_THREADS)
 #pragma unroll
             for (int r = 0; r < RW; r++) {
                 if (r < r_first) continue;
-                const int gr = wr + 16 * r, row_a = gr + lane / 4, row_b = row_a + 8;
-                const bool diag = k0 + BC - 1 > gr; // some key of the tile is after some row of the group
-                float mx_a = -INFINITY, mx_b = -INFINITY;
-#pragma unroll
-                for (int n = 0; n < NS; n++)
-#pragma unroll
-                    for (int c = 0; c < 2; c++) {
-                        const int key = k0 + n * 8 + 2 * t + c;
-                        s[r][n][c] = diag && key > row_a ? -INFINITY : s[r][n][c] * scale_log2;
-                        s[r][n][2 + c] = diag && key > row_b ? -INFINITY : s[r][n][2 + c] * scale_log2;
-                        mx_a = fmaxf(mx_a, s[r][n][c]);
-                        mx_b = fmaxf(mx_b, s[r][n][2 + c]);
-                    }
-                const float mn_a = fmaxf(m[r][0], quad_max(mx_a)), mn_b = fmaxf(m[r][1], quad_max(mx_b));
-                const float corr_a = exp2f(m[r][0] - mn_a), corr_b = exp2f(m[r][1] - mn_b); // 0 on the first tile
-                m[r][0] = mn_a, m[r][1] = mn_b;
-                float sum_a = 0.0f, sum_b = 0.0f;
-#pragma unroll
-                for (int n = 0; n < NS; n++) {
-                    s[r][n][0] = exp2f(s[r][n][0] - mn_a), s[r][n][1] = exp2f(s[r][n][1] - mn_a);
-                    s[r][n][2] = exp2f(s[r][n][2] - mn_b), s[r][n][3] = exp2f(s[r][n][3] - mn_b);
-                    sum_a += s[r][n][0] + s[r][n][1], sum_b += s[r][n][2] + s[r][n][3];
-                }
-                l[r][0] = l[r][0] * corr_a + sum_a; // the quad adds its lanes' shares at the end
-                l[r][1] = l[r][1] * corr_b + sum_b;
-#pragma unroll
-                for (int n = 0; n < NO; n++)
-                    o[r][n][0] *= corr_a, o[r][n][1] *= corr_a, o[r][n][2] *= corr_b, o[r][n][3] *= corr_b;
+                const int gr = wr + 16 * r, row_a = gr + lane / 4;
+                tc_softmax_tile<NS, NO>(s[r], o[r], m[r], l[r], k0, row_a, row_a + 8, k0 + BC - 1 > gr, scale_log2);
             }
             mma_pb_rw<D, BC, LD, RW>(o, s, Vt, r_first);
         }
@@ -228,14 +260,123 @@ __global__ void __launch_bounds__(TC_THREADS)
 #pragma unroll
         for (int half = 0; half < 2; half++) {
             const int row = wr + 16 * r + lane / 4 + 8 * half;
-            const float sum = quad_sum(l[r][half]), inv = 1.0f / sum; // every lane of the quad takes part
-            if (row >= len) continue;
-            bf16 *dst = out + ((size_t)(start + row) * H + h) * D + 2 * t;
-#pragma unroll
-            for (int n = 0; n < NO; n++)
-                *(uint32_t *)(dst + n * 8) = pack_bf16(o[r][n][2 * half] * inv, o[r][n][2 * half + 1] * inv);
-            if (t == 0) lse[(size_t)(start + row) * H + h] = (m[r][half] + log2f(sum)) * LN2;
+            const size_t at = (size_t)(start + row) * H + h;
+            tc_store_row<NO>(o[r], m[r][half], l[r][half], half, row < len ? out + at * D : NULL, lse + at);
         }
+}
+
+// ---- the rollout engine's forward over a paged KV cache, in this forward's order ---------------
+//
+// Grid (tile of new rows, kv head g, sequence), TC_WARPS warps. A warp owns one 16-row
+// tile: PT = 16 / group of the sequence's new rows, each with the group's query heads (tile
+// row j is new row j / group at head g * group + j % group; rows past PT * group pad it).
+// Keys arrive through the block table in tiles of the forward's BC positions from 0, into
+// the same double buffers; each warp runs tc_softmax_tile with its rows' positions on every
+// tile up to its last row's position, then tc_store_row: a row's arithmetic is the training
+// forward's at the same position, whatever the batch. One warp holds a decode step's row of
+// a kv head (the others help load); no split along the keys, which would change the order.
+// A sequence whose indices are inconsistent (seq_lens past its table or below its new rows,
+// a block id outside the pool) gets NaN rows.
+template <int D, int BC>
+__device__ __forceinline__ bool load_paged_rows(bf16 *dst, const bf16 *cache, const int *table, int k0, int keys,
+                                                int n_blocks, int bs_log2, int KV, int g) {
+    constexpr int CH = D / 8;
+    bool bad = false;
+    for (int i = threadIdx.x; i < BC * CH; i += TC_THREADS) {
+        const int r = i / CH, c = i % CH, pos = k0 + r;
+        const int blk = pos < keys ? table[pos >> bs_log2] : 0;
+        const bool ok = pos < keys && blk >= 0 && blk < n_blocks;
+        bad |= pos < keys && !ok;
+        const size_t slot = ((size_t)blk << bs_log2) | (size_t)(pos & ((1 << bs_log2) - 1));
+        cp_async16(dst + r * (D + TC_PAD) + c * 8, cache + ((ok ? slot : 0) * KV + g) * D + c * 8, ok);
+    }
+    return bad;
+}
+
+template <int D, int BC>
+__global__ void __launch_bounds__(TC_THREADS)
+    attn_tc_paged_kernel(bf16 *out, float *lse, const bf16 *q, const bf16 *k_cache, const bf16 *v_cache,
+                         const int *block_tables, const int *cu_q, const int *seq_lens, int max_blocks, int T,
+                         int n_blocks, int bs_log2, int H, int KV, float scale_log2) {
+    constexpr int LD = D + TC_PAD, NS = BC / 8, NO = D / 8, CH = D / 8;
+    extern __shared__ __align__(16) unsigned char smem_tc[];
+    bf16 *Qs = (bf16 *)smem_tc, *Ks = Qs + TC_WARPS * 16 * LD, *Vs = Ks + 2 * BC * LD;
+    const int g = blockIdx.y, seq = blockIdx.z, group = H / KV, pt = 16 / group;
+    const int r_lo = cu_q[seq], r_hi = cu_q[seq + 1];
+    if (r_lo < 0 || r_hi < r_lo || r_hi > T) return; // no rows this block could name
+    const int n_new = r_hi - r_lo, len = seq_lens[seq], pos0 = len - n_new;
+    const int tok0 = blockIdx.x * TC_WARPS * pt; // the block's first new row
+    if (tok0 >= n_new) return;                   // the whole block leaves together
+    bool bad = pos0 < 0 || len > (long long)max_blocks << bs_log2;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int wtok = tok0 + warp * pt, wn = max(0, min(pt, n_new - wtok)); // the warp's new rows (0: it only loads)
+    const int keys = bad ? 0 : pos0 + min(n_new, tok0 + TC_WARPS * pt); // positions any row of the block sees
+    const int n_tiles = (keys + BC - 1) / BC;
+    const int *table = block_tables + (size_t)seq * max_blocks;
+
+    for (int i = threadIdx.x; i < TC_WARPS * 16 * CH; i += TC_THREADS) {
+        const int row = i / CH, c = i % CH, j = row % 16, tok = tok0 + (row / 16) * pt + j / group;
+        const bool ok = j < pt * group && tok < n_new;
+        const size_t src = ((size_t)(r_lo + (ok ? tok : 0)) * H + g * group + j % group) * D + c * 8;
+        cp_async16(Qs + row * LD + c * 8, q + (ok ? src : 0), ok);
+    }
+    bool bad_ids = false;
+    if (n_tiles > 0) {
+        bad_ids |= load_paged_rows<D, BC>(Ks, k_cache, table, 0, keys, n_blocks, bs_log2, KV, g);
+        bad_ids |= load_paged_rows<D, BC>(Vs, v_cache, table, 0, keys, n_blocks, bs_log2, KV, g);
+    }
+    cp_async_commit();
+
+    // the lane's rows a = lane / 4 and b = a + 8 of the warp's tile, at their positions (a
+    // padding row takes the warp's last position: finite, never stored)
+    const int last = pos0 + wtok + max(wn, 1) - 1;
+    const int ja = lane / 4, jb = ja + 8;
+    const int pos_a = ja < wn * group ? pos0 + wtok + ja / group : last;
+    const int pos_b = jb < wn * group ? pos0 + wtok + jb / group : last;
+    float o[1][NO][4], m[1][2] = {{-INFINITY, -INFINITY}}, l[1][2] = {{0.0f, 0.0f}};
+#pragma unroll
+    for (int n = 0; n < NO; n++) o[0][n][0] = o[0][n][1] = o[0][n][2] = o[0][n][3] = 0.0f;
+    for (int j = 0; j < n_tiles; j++) {
+        const int k0 = j * BC, buf = j & 1;
+        if (j + 1 < n_tiles) {
+            bad_ids |= load_paged_rows<D, BC>(Ks + (buf ^ 1) * BC * LD, k_cache, table, k0 + BC, keys, n_blocks,
+                                              bs_log2, KV, g);
+            bad_ids |= load_paged_rows<D, BC>(Vs + (buf ^ 1) * BC * LD, v_cache, table, k0 + BC, keys, n_blocks,
+                                              bs_log2, KV, g);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        if (wn > 0 && k0 <= last) { // warp-uniform
+            const bf16 *Kt = Ks + buf * BC * LD, *Vt = Vs + buf * BC * LD;
+            float sc[1][NS][4];
+#pragma unroll
+            for (int n = 0; n < NS; n++) sc[0][n][0] = sc[0][n][1] = sc[0][n][2] = sc[0][n][3] = 0.0f;
+            mma_abt_rw<D, BC, LD, 1>(sc, Qs, warp * 16, Kt, 0, 0);
+            tc_softmax_tile<NS, NO>(sc[0], o[0], m[0], l[0], k0, pos_a, pos_b, k0 + BC - 1 > pos0 + wtok,
+                                    scale_log2);
+            mma_pb_rw<D, BC, LD, 1>(o, sc, Vt, 0);
+        }
+        __syncthreads(); // this buffer is refilled by the next iteration's prefetch
+    }
+    bad = __syncthreads_or(bad || bad_ids); // the same answer in every thread
+    if (wn == 0) return;
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+        const int jr = half ? jb : ja;
+        const bool mine = jr < wn * group;
+        const size_t at = ((size_t)r_lo + wtok + (mine ? jr / group : 0)) * H + g * group + jr % group;
+        if (bad) {
+            if (mine && lane % 4 == 0) {
+                for (int d = 0; d < D; d++) out[at * D + d] = __float2bfloat16_rn(NAN);
+                lse[at] = NAN;
+            }
+            continue;
+        }
+        tc_store_row<NO>(o[0], m[0][half], l[0][half], half, mine ? out + at * D : NULL, lse + at);
+    }
 }
 
 // ---- backward: dQ ---------------------------------------------------------------------------
@@ -518,6 +659,33 @@ static int backward_d(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16
     }
     CUDA_CHECK(cudaGetLastError(), e);
     return 0;
+}
+
+template <int D>
+static int paged_forward_d(bf16 *out, float *lse, const bf16 *q, const bf16 *k_cache, const bf16 *v_cache,
+                           const int *tables, const int *cu_q, const int *seq_lens, int n_seqs, int max_blocks,
+                           int T, int max_q, int n_blocks, int bs_log2, int H, int KV, cudaStream_t s, rlvr_err *e) {
+    constexpr int BC = tc_tiles<D>::FWD_BC; // the forward's key tile: the order depends on it
+    const int pt = 16 / (H / KV), per_block = TC_WARPS * pt;
+    const size_t smem = rows_bytes(TC_WARPS * 16, D) + 4 * rows_bytes(BC, D);
+    const dim3 grid((unsigned)((max_q + per_block - 1) / per_block), (unsigned)KV, (unsigned)n_seqs);
+    CUDA_CHECK(allow_smem(attn_tc_paged_kernel<D, BC>, smem), e);
+    attn_tc_paged_kernel<D, BC><<<grid, TC_THREADS, smem, s>>>(out, lse, q, k_cache, v_cache, tables, cu_q, seq_lens,
+                                                                max_blocks, T, n_blocks, bs_log2, H, KV,
+                                                                LOG2E / sqrtf((float)D));
+    CUDA_CHECK(cudaGetLastError(), e);
+    return 0;
+}
+
+int attn_tc_paged_forward(bf16 *out, float *lse, const bf16 *q, const bf16 *k_cache, const bf16 *v_cache,
+                          const int *block_tables, const int *cu_q, const int *seq_lens, int n_seqs, int max_blocks,
+                          int T, int max_q, int n_blocks, int bs_log2, int H, int KV, int D, cudaStream_t s,
+                          rlvr_err *e) {
+    if (D == 64)
+        return paged_forward_d<64>(out, lse, q, k_cache, v_cache, block_tables, cu_q, seq_lens, n_seqs, max_blocks, T,
+                                   max_q, n_blocks, bs_log2, H, KV, s, e);
+    return paged_forward_d<128>(out, lse, q, k_cache, v_cache, block_tables, cu_q, seq_lens, n_seqs, max_blocks, T,
+                                max_q, n_blocks, bs_log2, H, KV, s, e);
 }
 
 bool attn_tc_supported(int D, const void *const *ptrs, int n_ptrs) {

@@ -17,6 +17,13 @@ size_t attn_tc_scratch_bytes(int T, int H, int KV, int D);
 int attn_tc_forward(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, const int *cu_seqlens,
                     int n_seqs, int max_seqlen, int H, int KV, int D, cudaStream_t s, rlvr_err *e);
 
+// The rollout engine's paged forward in attn_tc_forward's order (kern_paged_attention_tc_forward,
+// whose checks have passed: H / KV <= 16, D 64 or 128, 16-byte aligned tensors).
+int attn_tc_paged_forward(bf16 *out, float *lse, const bf16 *q, const bf16 *k_cache, const bf16 *v_cache,
+                          const int *block_tables, const int *cu_q, const int *seq_lens, int n_seqs, int max_blocks,
+                          int T, int max_q, int n_blocks, int bs_log2, int H, int KV, int D, cudaStream_t s,
+                          rlvr_err *e);
+
 // delta[T, H] = rowsum(dout * out) must be computed already; dkdv_scratch holds
 // attn_tc_scratch_bytes(T, H, KV, D) bytes (NULL when that is 0).
 int attn_tc_backward(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,

@@ -194,7 +194,10 @@ int kern_swiglu_backward(kern_dtype dt, void *dgate, void *dup, const void *dh, 
  * NULL when logp is) and entropy[t] = logz[t] - E_p[logits[t, :]]. `workspace` is device
  * memory of kern_lmhead_workspace(dt, T, chunk) bytes. Rows are independent: a caller
  * short of memory runs row ranges one after another. Deterministic (fixed-order sums;
- * cuBLASLt's GEMM is deterministic). CPU twin: lmhead_logprobs (model_logprobs). */
+ * cuBLASLt's GEMM is deterministic). With `invariant` (bf16 only) each chunk's logits come
+ * from kern_matmul_invariant, so a row's results do not depend on T or the row's place:
+ * the bits kern_lmhead_logprobs_of_logits gives the same row from the rollout engine's
+ * logits. CPU twin: lmhead_logprobs (model_logprobs). */
 size_t kern_lmhead_workspace(kern_dtype dt, int T, int chunk);
 /* What the bf16 forward may keep for its backward, so that the backward need not
  * recompute the logits (a GEMM as large as the forward's): the probabilities relative to
@@ -202,16 +205,23 @@ size_t kern_lmhead_workspace(kern_dtype dt, int T, int chunk);
  * (relative error 2^-9, as FlashAttention rounds P), in probs [T, V], and those maxima in
  * chunk_max [T, kern_lmhead_chunks(V, chunk)]. */
 static inline int kern_lmhead_chunks(int V, int chunk) { return chunk > 0 ? (V + chunk - 1) / chunk : 0; }
-int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, float *logz, float *logp, float *entropy, const void *x,
-                         const void *w, const int *targets, int T, int C, int V, int chunk, void *workspace,
-                         void *probs, float *chunk_max, void *stream, rlvr_err *e);
+int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, int invariant, float *logz, float *logp, float *entropy,
+                         const void *x, const void *w, const int *targets, int T, int C, int V, int chunk,
+                         void *workspace, void *probs, float *chunk_max, void *stream, rlvr_err *e);
+/* logz and logp (either may be NULL) of kern_lmhead_logprobs from logits [T, V] fp32 that
+ * are already made (the rollout engine's, from kern_matmul_invariant), folded chunk by
+ * chunk in the order kern_lmhead_logprobs folds them: the same logits and chunk give the
+ * same bits. chunk a multiple of 8 (or >= V), logits 16-byte aligned; workspace of
+ * kern_lmhead_workspace(KERN_F32, T, 1) bytes. */
+int kern_lmhead_logprobs_of_logits(float *logz, float *logp, const float *logits, const int *targets, int T, int V,
+                                   int chunk, void *workspace, void *stream, rlvr_err *e);
 /* Backward of L = sum_t dlogp[t] logp[t] + dentropy[t] entropy[t] (dlogp, dentropy may be
  * NULL), given the forward's logz and entropy: accumulates dx[T, C] += dL/dx and
  * dw[V, C] += dL/dw (fp32; either may be NULL). With probs and chunk_max (bf16 only) it
  * takes the probabilities the forward kept; without them it recomputes each chunk's
- * logits. targets must lie in [0, V). Same workspace as the forward. Deterministic.
- * CPU twin: lmhead_backward (model_backward). */
-int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, float *dw, const void *x, const void *w,
+ * logits (with the forward's `invariant` choice). targets must lie in [0, V). Same
+ * workspace as the forward. Deterministic. CPU twin: lmhead_backward (model_backward). */
+int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, int invariant, float *dx, float *dw, const void *x, const void *w,
                          const int *targets, const float *dlogp, const float *dentropy, const float *logz,
                          const float *entropy, int T, int C, int V, int chunk, void *workspace, const void *probs,
                          const float *chunk_max, void *stream, rlvr_err *e);
@@ -311,6 +321,19 @@ int kern_paged_attention_split_forward(kern_dtype dt, void *out, float *lse, con
                                        const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size,
                                        int H, int KV, int D, int split_len, void *scratch, void *stream,
                                        rlvr_err *e);
+
+/* The same in the training attention's order (bf16, D 64 or 128, H / KV <= 16, 16-byte
+ * aligned tensors): each query row sums its keys as kern_attention_forward's tensor-core
+ * kernel sums the same row of a packed sequence - key tiles of 64 positions from 0, the same
+ * products, exponentials and roundings in the same order, no split - so a row's out and
+ * lse have that forward's bits when q and the cached K/V do. The rollout engine's
+ * batch-invariant mode uses it, so that its sampling log-probabilities are the trainer's.
+ * A thread block per (tile of 16 / (H / KV) rows a warp, kv head, sequence). Inconsistent
+ * indices give NaN rows as above. Compared with kern_attention_forward bit for bit in
+ * tests/gpu/test_paged_attention.c. */
+int kern_paged_attention_tc_forward(void *out, float *lse, const void *q, const void *k_cache, const void *v_cache,
+                                    const kern_paged_batch *b, int n_blocks, int block_size, int H, int KV, int D,
+                                    void *stream, rlvr_err *e);
 
 /* Cascade attention for groups sharing prompt blocks (b's cu_groups, prefix_blocks):
  * phase 1, one thread block per (group, kv head, tile of up to 64 / (H / KV) of the group's

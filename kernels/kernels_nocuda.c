@@ -132,13 +132,18 @@ int kern_swiglu_backward(kern_dtype dt, void *dgate, void *dup, const void *dh, 
 
 size_t kern_lmhead_workspace(kern_dtype dt, int T, int chunk) { return 0; }
 
-int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, float *logz, float *logp, float *entropy, const void *x,
-                         const void *w, const int *targets, int T, int C, int V, int chunk, void *workspace,
-                         void *probs, float *chunk_max, void *stream, rlvr_err *e) {
+int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, int invariant, float *logz, float *logp, float *entropy,
+                         const void *x, const void *w, const int *targets, int T, int C, int V, int chunk,
+                         void *workspace, void *probs, float *chunk_max, void *stream, rlvr_err *e) {
     return err_set(e, "built without CUDA");
 }
 
-int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, float *dw, const void *x, const void *w,
+int kern_lmhead_logprobs_of_logits(float *logz, float *logp, const float *logits, const int *targets, int T, int V,
+                                   int chunk, void *workspace, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
+int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, int invariant, float *dx, float *dw, const void *x, const void *w,
                          const int *targets, const float *dlogp, const float *dentropy, const float *logz,
                          const float *entropy, int T, int C, int V, int chunk, void *workspace, const void *probs,
                          const float *chunk_max, void *stream, rlvr_err *e) {
@@ -212,6 +217,12 @@ int kern_paged_attention_split_forward(kern_dtype dt, void *out, float *lse, con
 }
 
 size_t kern_cascade_attention_scratch(int T, int H, int D) { return 0; }
+
+int kern_paged_attention_tc_forward(void *out, float *lse, const void *q, const void *k_cache, const void *v_cache,
+                                    const kern_paged_batch *b, int n_blocks, int block_size, int H, int KV, int D,
+                                    void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
 
 int kern_cascade_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
                                    const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size,

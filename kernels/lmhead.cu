@@ -65,15 +65,16 @@ __global__ void lm_init_kernel(float *m, float *tl, double *s, double *w, int T)
     w[t] = 0.0;
 }
 
-// One block per row t: fold logits[t, 0..vc) (vocabulary v0..v0+vc) into the row's state,
+// One block per row t: fold logits[t, 0..vc) (row stride ld; vocabulary v0..v0+vc) into the row's state,
 // reading the chunk once: each thread keeps an online softmax over its own elements (W at
 // a time: 8 when vc is a multiple of 8, 1 otherwise), rescaled to the chunk's max at the end.
 template <int W>
-__global__ void lm_fold_kernel(float *m, float *tl, double *s, double *w, const float *logits, const int *targets,
-                               int vc, int v0, bf16 *probs, int ld_probs, float *cmax, int cm_stride) {
+__global__ void lm_fold_kernel(float *m, float *tl, double *s, double *w, const float *logits, int ld,
+                               const int *targets, int vc, int v0, bf16 *probs, int ld_probs, float *cmax,
+                               int cm_stride) {
     __shared__ float scratch[33];
     const int t = blockIdx.x;
-    const float *row = logits + (size_t)t * vc;
+    const float *row = logits + (size_t)t * ld;
     float tm = -INFINITY, ts = 0.0f, tw = 0.0f; // this thread's max, sum exp(l - tm), sum exp(l - tm) l
     for (int v = threadIdx.x * W; v < vc; v += blockDim.x * W) {
         float l[W];
@@ -138,12 +139,40 @@ static int check_args(const char *fn, kern_dtype dt, int T, int C, int V, int ch
     return 0;
 }
 
-extern "C" int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, float *logz, float *logp, float *entropy,
-                                    const void *x, const void *w, const int *targets, int T, int C, int V, int chunk,
-                                    void *workspace, void *probs, float *chunk_max, void *stream, rlvr_err *e) {
+// logits[T, vc] = x[T, C] @ w[v0:v0+vc, C]^T into the workspace: through the
+// batch-invariant kernel when asked (bf16), so that a row's logits are the bits the rollout
+// engine's kern_matmul_invariant gave it.
+static int chunk_logits(kern_blas *blas, kern_dtype dt, int invariant, float *logits, const void *x,
+                        const void *w_chunk, int T, int vc, int C, void *stream, rlvr_err *e) {
+    if (invariant) return kern_matmul_invariant(KERN_F32, logits, x, w_chunk, NULL, T, C, vc, KERN_INV_TILE_AUTO, stream, e);
+    return kern_gemm(blas, dt, KERN_F32, 0, 1, T, vc, C, 1.0f, x, C, w_chunk, C, 0.0f, logits, vc, NULL, stream, e);
+}
+
+// Folds chunk v0..v0+vc of each row of logits (row stride ld) into the workspace's state.
+// W = 8 exactly when vc and V are multiples of 8, whatever else holds: the vector width
+// sets the order of the sums, and kern_lmhead_logprobs_of_logits must fold the same rows
+// in the same order as kern_lmhead_logprobs.
+static int fold_chunk(lm_ws *ws, const float *logits, int ld, const int *targets, int T, int V, int vc, int v0,
+                      bf16 *probs, float *cmax, int n_chunks, cudaStream_t st, rlvr_err *e) {
+    if (vc % 8 == 0 && V % 8 == 0)
+        lm_fold_kernel<8><<<T, LMHEAD_THREADS, 0, st>>>(ws->m, ws->tl, ws->s, ws->w, logits, ld, targets, vc, v0,
+                                                        probs, V, cmax, n_chunks);
+    else
+        lm_fold_kernel<1><<<T, LMHEAD_THREADS, 0, st>>>(ws->m, ws->tl, ws->s, ws->w, logits, ld, targets, vc, v0,
+                                                        probs, V, cmax, n_chunks);
+    CUDA_CHECK(cudaGetLastError(), e);
+    return 0;
+}
+
+extern "C" int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, int invariant, float *logz, float *logp,
+                                    float *entropy, const void *x, const void *w, const int *targets, int T, int C,
+                                    int V, int chunk, void *workspace, void *probs, float *chunk_max, void *stream,
+                                    rlvr_err *e) {
     if (check_args("lmhead_logprobs", dt, T, C, V, chunk, workspace, e)) return -1;
     if ((probs != NULL) != (chunk_max != NULL)) return err_set(e, "lmhead_logprobs: probs and chunk_max go together");
     if (probs && dt != KERN_BF16) return err_set(e, "lmhead_logprobs: kept probabilities are bf16 only");
+    if (invariant && dt != KERN_BF16) return err_set(e, "lmhead_logprobs: the batch-invariant product is bf16 only");
+    if (probs && (uintptr_t)probs % 16) return err_set(e, "lmhead_logprobs: kept probabilities must be 16-byte aligned");
     cudaStream_t st = (cudaStream_t)stream;
     lm_ws ws = carve(workspace, T, chunk);
     const size_t row_bytes = (size_t)C * kern_dtype_size(dt);
@@ -152,23 +181,32 @@ extern "C" int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, float *logz,
     CUDA_CHECK(cudaGetLastError(), e);
     for (int v0 = 0, ci = 0; v0 < V; v0 += chunk, ci++) {
         int vc = V - v0 < chunk ? V - v0 : chunk;
-        // logits[T, vc] = x[T, C] @ w[v0:v0+vc, C]^T
-        if (kern_gemm(blas, dt, KERN_F32, 0, 1, T, vc, C, 1.0f, x, C, (const char *)w + (size_t)v0 * row_bytes, C,
-                      0.0f, ws.logits, vc, NULL, stream, e))
+        if (chunk_logits(blas, dt, invariant, ws.logits, x, (const char *)w + (size_t)v0 * row_bytes, T, vc, C, stream,
+                         e) ||
+            fold_chunk(&ws, ws.logits, vc, targets, T, V, vc, v0, (bf16 *)probs, chunk_max ? chunk_max + ci : NULL,
+                       n_chunks, st, e))
             return -1;
-        // 16-byte vectors need whole vectors in the logits rows and in the kept rows
-        const bool vec = vc % 8 == 0 && (!probs || (V % 8 == 0 && v0 % 8 == 0 && (uintptr_t)probs % 16 == 0));
-        bf16 *p = (bf16 *)probs;
-        float *cm = chunk_max ? chunk_max + ci : NULL;
-        if (vec)
-            lm_fold_kernel<8><<<T, LMHEAD_THREADS, 0, st>>>(ws.m, ws.tl, ws.s, ws.w, ws.logits, targets, vc, v0, p, V,
-                                                            cm, n_chunks);
-        else
-            lm_fold_kernel<1><<<T, LMHEAD_THREADS, 0, st>>>(ws.m, ws.tl, ws.s, ws.w, ws.logits, targets, vc, v0, p, V,
-                                                            cm, n_chunks);
-        CUDA_CHECK(cudaGetLastError(), e);
     }
     lm_finish_kernel<<<(T + 255) / 256, 256, 0, st>>>(logz, logp, entropy, ws.m, ws.tl, ws.s, ws.w, T);
+    CUDA_CHECK(cudaGetLastError(), e);
+    return 0;
+}
+
+extern "C" int kern_lmhead_logprobs_of_logits(float *logz, float *logp, const float *logits, const int *targets,
+                                              int T, int V, int chunk, void *workspace, void *stream, rlvr_err *e) {
+    if (check_args("lmhead_logprobs_of_logits", KERN_F32, T, 1, V, chunk, workspace, e)) return -1;
+    if ((uintptr_t)logits % 16 || (chunk % 8 && chunk < V))
+        return err_set(e, "lmhead_logprobs_of_logits: needs 16-byte aligned logits and a chunk that is a multiple of 8 "
+                          "or covers the vocabulary (got %d of %d)", chunk, V);
+    cudaStream_t st = (cudaStream_t)stream;
+    lm_ws ws = carve(workspace, T, 1);
+    lm_init_kernel<<<(T + 255) / 256, 256, 0, st>>>(ws.m, ws.tl, ws.s, ws.w, T);
+    CUDA_CHECK(cudaGetLastError(), e);
+    for (int v0 = 0; v0 < V; v0 += chunk) {
+        int vc = V - v0 < chunk ? V - v0 : chunk;
+        if (fold_chunk(&ws, logits + v0, V, targets, T, V, vc, v0, NULL, NULL, 0, st, e)) return -1;
+    }
+    lm_finish_kernel<<<(T + 255) / 256, 256, 0, st>>>(logz, logp, NULL, ws.m, ws.tl, ws.s, ws.w, T);
     CUDA_CHECK(cudaGetLastError(), e);
     return 0;
 }
@@ -238,8 +276,8 @@ static void launch_dlogits(T *dl, float *logits, const int *targets, const float
                                                                    entropy, vc, v0);
 }
 
-extern "C" int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, float *dw, const void *x,
-                                    const void *w, const int *targets, const float *dlogp, const float *dentropy,
+extern "C" int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, int invariant, float *dx, float *dw,
+                                    const void *x, const void *w, const int *targets, const float *dlogp, const float *dentropy,
                                     const float *logz, const float *entropy, int T, int C, int V, int chunk,
                                     void *workspace, const void *probs, const float *chunk_max, void *stream,
                                     rlvr_err *e) {
@@ -247,6 +285,7 @@ extern "C" int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, f
     if (!targets || !logz || !entropy) return err_set(e, "lmhead_backward: targets, logz and entropy are required");
     if ((probs != NULL) != (chunk_max != NULL)) return err_set(e, "lmhead_backward: probs and chunk_max go together");
     if (probs && dt != KERN_BF16) return err_set(e, "lmhead_backward: kept probabilities are bf16 only");
+    if (invariant && dt != KERN_BF16) return err_set(e, "lmhead_backward: the batch-invariant product is bf16 only");
     cudaStream_t st = (cudaStream_t)stream;
     lm_ws ws = carve(workspace, T, chunk);
     const size_t row_bytes = (size_t)C * kern_dtype_size(dt);
@@ -268,9 +307,7 @@ extern "C" int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, f
                                                                         v0);
             dl = ws.dl16;
         } else {
-            if (kern_gemm(blas, dt, KERN_F32, 0, 1, T, vc, C, 1.0f, x, C, w_chunk, C, 0.0f, ws.logits, vc, NULL, stream,
-                          e))
-                return -1;
+            if (chunk_logits(blas, dt, invariant, ws.logits, x, w_chunk, T, vc, C, stream, e)) return -1;
             if (dt == KERN_BF16) {
                 launch_dlogits((bf16 *)ws.dl16, ws.logits, targets, dlogp, dentropy, logz, entropy, T, vc, v0, st);
                 dl = ws.dl16;

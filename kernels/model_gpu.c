@@ -239,6 +239,14 @@ gpu_model *gpu_model_new(const model *m, const gpu_model_opts *o, rlvr_err *e) {
         err_set(e, "GPU model: a micro-batch of %d tokens in %d sequences", o->max_tokens, o->max_seqs);
         return NULL;
     }
+    if (o->invariant && (o->dtype != KERN_BF16 || c->hidden % 8 || c->head_dim % 8 ||
+                         c->intermediate % 8 || (lm_chunk_of(c, o) % 8 && lm_chunk_of(c, o) < c->vocab))) {
+        err_set(e, "GPU model: the batch-invariant forward needs bf16 and a hidden size, head size, "
+                   "intermediate size and LM-head chunk that are multiples of 8 (dtype %s, %d, %d, %d, %d)",
+                o->dtype == KERN_BF16 ? "bf16" : "fp32", c->hidden, c->head_dim, c->intermediate,
+                lm_chunk_of(c, o));
+        return NULL;
+    }
     if (gpu_model_param_count(c) != m->n_params) {
         err_set(e, "GPU model: the config gives %zu parameters, the model holds %zu", gpu_model_param_count(c),
                 m->n_params);
@@ -444,6 +452,16 @@ void gm_side_free(gm_side *s) {
     *s = (gm_side){NULL, NULL, NULL, NULL};
 }
 
+/* A forward linear layer: batch-invariant when the model asks for it, cuBLASLt otherwise. */
+static int gm_linear(const gpu_model *g, kern_blas *blas, void *out, const void *inp, const void *w, const void *bias,
+                     int T, int IC, int OC, void *stream, rlvr_err *e) {
+    if (g->o.invariant)
+        return kern_matmul_invariant(g->o.dtype, out, inp, w, bias, T, IC, OC, KERN_INV_TILE_AUTO, stream, e);
+    return kern_matmul_forward(blas, g->o.dtype, out, inp, w, bias, T, IC, OC, stream, e);
+}
+
+int gm_lm_chunk(const gpu_model *g) { return lm_chunk_of(&g->cfg, &g->o); }
+
 int gm_layer_forward(gpu_model *g, int l, int T, const int *pos, const void *x_in, gm_slot *s, void *tmp,
                      gm_attention_fn attend, void *ctx, const gm_side *side, void *x_out, rlvr_err *e) {
     const model_config *c = &g->cfg;
@@ -459,9 +477,9 @@ int gm_layer_forward(gpu_model *g, int l, int T, const int *pos, const void *x_i
     void *st2 = side ? side->stream : g->stream;
     TRY(kern_rmsnorm_forward(dt, s->xn1, s->rstd1, x_in, w->input_norm, T, C, eps, g->stream, e));
     if (side) TRY(kern_stream_wait(side->stream, g->stream, side->fork, e));
-    TRY(kern_matmul_forward(bl, dt, q_dst, s->xn1, w->wq, w->bq, T, C, HD, g->stream, e));
-    TRY(kern_matmul_forward(bl2, dt, k_dst, s->xn1, w->wk, w->bk, T, C, KVD, st2, e));
-    TRY(kern_matmul_forward(bl2, dt, s->v, s->xn1, w->wv, w->bv, T, C, KVD, st2, e));
+    TRY(gm_linear(g, bl, q_dst, s->xn1, w->wq, w->bq, T, C, HD, g->stream, e));
+    TRY(gm_linear(g, bl2, k_dst, s->xn1, w->wk, w->bk, T, C, KVD, st2, e));
+    TRY(gm_linear(g, bl2, s->v, s->xn1, w->wv, w->bv, T, C, KVD, st2, e));
     if (side) TRY(kern_stream_wait(g->stream, side->stream, side->join, e));
     if (c->qk_norm) { /* per-head RMSNorm: T*H rows of D */
         TRY(kern_rmsnorm_forward(dt, s->q, s->q_rstd, s->q_raw, w->q_norm, T * H, D, eps, g->stream, e));
@@ -470,17 +488,17 @@ int gm_layer_forward(gpu_model *g, int l, int T, const int *pos, const void *x_i
     TRY(kern_rope_forward(dt, s->q, g->b.inv_freq, pos, T, H, D, g->stream, e));
     TRY(kern_rope_forward(dt, s->k, g->b.inv_freq, pos, T, KV, D, g->stream, e));
     TRY(attend(ctx, l, s, e));
-    TRY(kern_matmul_forward(bl, dt, tmp, s->att, w->wo, w->bo, T, HD, C, g->stream, e));
+    TRY(gm_linear(g, bl, tmp, s->att, w->wo, w->bo, T, HD, C, g->stream, e));
     /* x_mid = x + attention, then xn2 = rmsnorm(x_mid), in one pass */
     TRY(kern_residual_rmsnorm_forward(dt, s->x_mid, s->xn2, s->rstd2, x_in, tmp, w->post_norm, T, C, eps, g->stream,
                                       e));
     if (side) TRY(kern_stream_wait(side->stream, g->stream, side->fork, e));
-    TRY(kern_matmul_forward(bl, dt, s->gate, s->xn2, w->w_gate, NULL, T, C, I, g->stream, e));
-    TRY(kern_matmul_forward(bl2, dt, s->up, s->xn2, w->w_up, NULL, T, C, I, st2, e));
+    TRY(gm_linear(g, bl, s->gate, s->xn2, w->w_gate, NULL, T, C, I, g->stream, e));
+    TRY(gm_linear(g, bl2, s->up, s->xn2, w->w_up, NULL, T, C, I, st2, e));
     if (side) TRY(kern_stream_wait(g->stream, side->stream, side->join, e));
     TRY(kern_swiglu_forward(dt, s->h, s->gate, s->up, (size_t)T * I, g->stream, e));
     if (!x_out) return 0;
-    TRY(kern_matmul_forward(bl, dt, tmp, s->h, w->w_down, NULL, T, I, C, g->stream, e));
+    TRY(gm_linear(g, bl, tmp, s->h, w->w_down, NULL, T, I, C, g->stream, e));
     return kern_residual_add(dt, x_out, s->x_mid, tmp, (size_t)T * C, g->stream, e);
 }
 
@@ -551,7 +569,7 @@ int gpu_model_forward(gpu_model *g, int n_seqs, const int *seq_len, const int *t
     int chunk = lm_chunk_of(c, &g->o);
     for (int r0 = 0; r0 < T; r0 += LM_ROWS) {
         int R = T - r0 < LM_ROWS ? T - r0 : LM_ROWS;
-        TRY(kern_lmhead_logprobs(g->blas, dt, b->logz + r0, b->logp + r0, b->ent + r0, at(g, b->xnf, (size_t)r0 * C),
+        TRY(kern_lmhead_logprobs(g->blas, dt, g->o.invariant, b->logz + r0, b->logp + r0, b->ent + r0, at(g, b->xnf, (size_t)r0 * C),
                                  g->lm_head, b->targets + r0, R, C, c->vocab, chunk, b->lm_ws, lm_probs_at(g, r0),
                                  lm_cmax_at(g, r0), g->stream, e));
     }
@@ -627,7 +645,7 @@ int gpu_model_backward(gpu_model *g, const float *dlogp, const float *dentropy, 
     int chunk = lm_chunk_of(c, &g->o);
     for (int r0 = 0; r0 < T; r0 += LM_ROWS) {
         int R = T - r0 < LM_ROWS ? T - r0 : LM_ROWS;
-        TRY(kern_lmhead_backward(g->blas, dt, b->dxnf + (size_t)r0 * C, g->g_lm_head, at(g, b->xnf, (size_t)r0 * C),
+        TRY(kern_lmhead_backward(g->blas, dt, g->o.invariant, b->dxnf + (size_t)r0 * C, g->g_lm_head, at(g, b->xnf, (size_t)r0 * C),
                                  g->lm_head, b->targets + r0, b->dlogp + r0, dentropy ? b->dent + r0 : NULL,
                                  b->logz + r0, b->ent + r0, R, C, c->vocab, chunk, b->lm_ws, lm_probs_at(g, r0),
                                  lm_cmax_at(g, r0), g->stream, e));

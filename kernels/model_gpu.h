@@ -42,6 +42,11 @@ typedef struct gpu_model_opts {
                          * for backward ([T, V] bf16: T V 2 bytes of activations, what the chunked LM
                          * head otherwise never holds) instead of recomputing the logits (a GEMM the
                          * size of the LM head's forward); off by default */
+    int invariant;      /* bf16: every forward product through kern_matmul_invariant (the linear layers and
+                         * the LM head's logits), so that a token's forward has the same bits whatever the
+                         * micro-batch around it; the rollout engine on this model then uses the paged
+                         * attention in the training attention's order, and its sampling log-probabilities
+                         * are the trainer's bit for bit (model_gpu_paged.c). Backward is unchanged. */
     double beta1, beta2, eps, weight_decay; /* AdamW (train only), as rl/optim.h */
 } gpu_model_opts;
 

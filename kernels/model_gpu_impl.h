@@ -114,6 +114,10 @@ typedef int (*gm_attention_fn)(void *ctx, int l, const gm_slot *s, rlvr_err *e);
 int gm_layer_forward(gpu_model *g, int l, int T, const int *pos, const void *x_in, gm_slot *s, void *tmp,
                      gm_attention_fn attend, void *ctx, const gm_side *side, void *x_out, rlvr_err *e);
 
+/* Vocabulary rows per LM-head chunk (gpu_model_opts.lm_chunk or the default, at most V):
+ * the engine folds its logits in the trainer's chunks. */
+int gm_lm_chunk(const gpu_model *g);
+
 /* Returns -1 from the enclosing function when call fails (the error is already in e). */
 #define TRY(call)                                                                                                      \
     do {                                                                                                               \

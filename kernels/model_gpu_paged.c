@@ -52,6 +52,7 @@ struct gpu_paged {
     /* sampling: the draws' parameters and keys in (params [n], seq ids [n], positions [n],
      * laid out for the call's n), their tokens [n] then log-probs [n] out; host staging */
     void *sample_in, *sample_out, *h_sample;
+    void *lm_ws;  /* kern_lmhead_logprobs_of_logits' state for max_draws rows (batch-invariant mode) */
     int n_draws; /* rows of logits the last forward left for sampling */
     /* decode graphs [batch bucket][width bucket] */
     int use_graphs, n_bb, n_wb;
@@ -107,6 +108,7 @@ static void paged_layout(gpu_paged *p, const model_config *c, kern_dtype dt, bum
     p->copies = take(b, (size_t)p->max_seqs * 3 * i4); /* a step copies at most a block a sequence */
     p->sample_in = take(b, R * SAMPLE_IN_ROW);
     p->sample_out = take(b, R * SAMPLE_OUT_ROW);
+    p->lm_ws = take(b, kern_lmhead_workspace(KERN_F32, p->max_draws, 1));
 }
 
 /* Both pools (K, V) of every layer, with the trash block. */
@@ -157,6 +159,12 @@ gpu_paged *gpu_paged_new(gpu_model *g, int n_blocks, int block_size, int max_tok
                    "rollout.group_size or rollout.max_new_tokens",
                 n_blocks, block_size, (double)need / (1 << 30), (double)info.free_memory / (1 << 30),
                 (double)info.total_memory / (1 << 30));
+        return NULL;
+    }
+    if (g->o.invariant && ((c->head_dim != 64 && c->head_dim != 128) || c->heads / c->kv_heads > 16)) {
+        err_set(e, "GPU paged forward: the batch-invariant engine needs a head size of 64 or 128 and at most 16 "
+                   "query heads a kv head (the training attention's tensor-core path); this model has %d and %d",
+                c->head_dim, c->heads / c->kv_heads);
         return NULL;
     }
     gpu_paged *p = calloc(1, sizeof *p);
@@ -297,7 +305,8 @@ typedef struct paged_attend {
 } paged_attend;
 
 /* The engine's attention: the rows' K/V into their slots, then every row against its
- * sequence through the block table, split-KV. */
+ * sequence through the block table: split-KV, or, in the batch-invariant mode, in the
+ * training attention's order (kern_paged_attention_tc_forward). */
 static int paged_attention(void *ctx, int l, const gm_slot *s, rlvr_err *e) {
     const paged_attend *a = ctx;
     gpu_paged *p = a->p;
@@ -306,6 +315,10 @@ static int paged_attention(void *ctx, int l, const gm_slot *s, rlvr_err *e) {
     const int pool_blocks = p->n_blocks + 1;
     TRY(kern_kv_write(dt, pool_of(p, l, 0), pool_of(p, l, 1), s->k, s->v, (size_t)c->kv_heads * c->head_dim,
                       a->slots, a->T, pool_blocks, p->block_size, c->kv_heads, c->head_dim, p->g->stream, e));
+    if (p->g->o.invariant)
+        return kern_paged_attention_tc_forward(s->att, s->lse, s->q, pool_of(p, l, 0), pool_of(p, l, 1), a->pb,
+                                               pool_blocks, p->block_size, c->heads, c->kv_heads, c->head_dim,
+                                               p->g->stream, e);
     return kern_paged_attention_split_forward(dt, s->att, s->lse, s->q, pool_of(p, l, 0), pool_of(p, l, 1), a->pb,
                                               pool_blocks, p->block_size, c->heads, c->kv_heads, c->head_dim,
                                               p->split_len, p->split_scratch, p->g->stream, e);
@@ -334,6 +347,9 @@ static int forward_launches(gpu_paged *p, const step_idx *x, int max_q, rlvr_err
     /* the draw rows only: gathered (an embedding lookup into x), normed, times the head */
     TRY(kern_embedding_forward(dt, p->rows, p->x, d + x->logit_rows, R, C, g->stream, e));
     TRY(kern_rmsnorm_forward(dt, p->rows_n, NULL, p->rows, g->final_norm, R, C, c->rms_eps, g->stream, e));
+    if (g->o.invariant) /* the trainer's LM head makes each row's logits this way too */
+        return kern_matmul_invariant(KERN_F32, p->logits, p->rows_n, g->lm_head, NULL, R, C, c->vocab,
+                                     KERN_INV_TILE_AUTO, g->stream, e);
     return kern_gemm(g->blas, dt, KERN_F32, 0, 1, R, c->vocab, C, 1.0f, p->rows_n, C, g->lm_head, C, 0.0f, p->logits,
                      c->vocab, NULL, g->stream, e);
 }
@@ -393,8 +409,17 @@ int gpu_paged_sample(gpu_paged *p, int n, const kern_sample_params *params, uint
     TRY(kern_memcpy_h2d(d, h, np + 2 * nk, e));
     int *d_tok = p->sample_out;
     float *d_logp = (float *)(d_tok + n);
-    TRY(kern_sample(p->logits, n, p->g->cfg.vocab, (const kern_sample_params *)d, (const uint64_t *)(d + np),
+    const int V = p->g->cfg.vocab;
+    TRY(kern_sample(p->logits, n, V, (const kern_sample_params *)d, (const uint64_t *)(d + np),
                     (const uint64_t *)(d + np + nk), seed, d_tok, d_logp, p->g->stream, e));
+    /* Sampling from the model's own softmax in the batch-invariant mode: the log-probability
+     * is refolded from the logits in the trainer's LM-head order, so it is the trainer's bits
+     * (the sampler's own sum differs in the last places). Other params sample another
+     * distribution, whose log-probability the trainer never computes. */
+    if (p->g->o.invariant && params->temperature == 1.0f && (params->top_k <= 0 || params->top_k >= V) &&
+        params->top_p >= 1.0f && params->min_p <= 0.0f)
+        TRY(kern_lmhead_logprobs_of_logits(NULL, d_logp, p->logits, d_tok, n, V, gm_lm_chunk(p->g), p->lm_ws,
+                                           p->g->stream, e));
     /* one copy out: the tokens, then their log-probs */
     TRY(kern_memcpy_d2h(h, p->sample_out, (size_t)n * SAMPLE_OUT_ROW, e));
     memcpy(tokens, h, (size_t)n * sizeof(int));

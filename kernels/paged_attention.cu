@@ -44,6 +44,7 @@
 #include <climits>
 #include <cstdint>
 
+#include "attention_tc.cuh"
 #include "cuda_common.cuh"
 
 #define PA_KT 32                          // keys per tile: one per lane
@@ -635,6 +636,22 @@ extern "C" int kern_paged_attention_forward(kern_dtype dt, void *out, float *lse
     p.mode = PA_PLAIN;
     const dim3 grid((unsigned)(b->n_seqs * p.tiles), (unsigned)KV, 1);
     return launch_attention_dt(dt, &p, grid, (cudaStream_t)stream, e);
+}
+
+extern "C" int kern_paged_attention_tc_forward(void *out, float *lse, const void *q, const void *k_cache,
+                                               const void *v_cache, const kern_paged_batch *b, int n_blocks,
+                                               int block_size, int H, int KV, int D, void *stream, rlvr_err *e) {
+    const char *fn = "paged_attention_tc_forward";
+    pa_params p;
+    if (check_attention(fn, KERN_BF16, out, lse, q, k_cache, v_cache, b, n_blocks, block_size, H, KV, D, &p, e))
+        return -1;
+    const void *ptrs[] = {out, q, k_cache, v_cache};
+    if (H / KV > 16 || !attn_tc_supported(D, ptrs, 4))
+        return err_set(e, "%s: needs H / KV <= 16 (got %d), D 64 or 128 (got %d) and 16-byte aligned tensors", fn,
+                       H / KV, D);
+    return attn_tc_paged_forward((bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k_cache, (const bf16 *)v_cache,
+                                 b->block_tables, b->cu_q, b->seq_lens, b->n_seqs, b->max_blocks, b->T, b->max_q,
+                                 n_blocks, p.bs_log2, H, KV, D, (cudaStream_t)stream, e);
 }
 
 // Chunks of split_len covering max_seq_len positions; 0 when the split is unusable.

@@ -342,6 +342,11 @@ int rl_rollout_on_gpu(const rl_ctx *c) { return c->gpu && strcmp(c->cfg->rollout
  * rollout (grpo_step.c decodes a round's samples together). */
 static int check_gpu_rollouts(rl_ctx *c, kern_dtype dt, rlvr_err *e) {
     const rlvr_config *cfg = c->cfg;
+    const model_config *mc = &c->m->cfg;
+    if (cfg->train_batch_invariant && ((mc->head_dim != 64 && mc->head_dim != 128) || mc->heads / mc->kv_heads > 16))
+        return err_set(e, "train.batch_invariant = true with GPU rollouts needs a head size of 64 or 128 and at most 16 "
+                          "query heads a kv head (this model: %d and %d); set it to false or rollout.device = \"cpu\"",
+                       mc->head_dim, mc->heads / mc->kv_heads);
     const sample_gen_opts o = {.max_new = (int)cfg->rollout_max_new_tokens, .batch = 0};
     const long long n = cfg->rollout_prompts_per_step * cfg->rollout_group_size;
     if (n > INT32_MAX / 4)
@@ -377,15 +382,17 @@ static int open_gpu(rl_ctx *c, int sft, rlvr_err *e) {
                        max_seq);
     gpu_model_opts o = {.dtype = strcmp(cfg->train_dtype, "fp32") == 0 ? KERN_F32 : KERN_BF16,
                         .max_tokens = (int)(max_seq * micro), .max_seqs = (int)micro,
-                        .recompute = (int)cfg->train_recompute, .train = 1, .beta1 = cfg->adam_beta1,
+                        .recompute = (int)cfg->train_recompute, .train = 1,
+                        .invariant = (int)cfg->train_batch_invariant, .beta1 = cfg->adam_beta1,
                         .beta2 = cfg->adam_beta2, .eps = cfg->adam_eps, .weight_decay = cfg->weight_decay};
     char plan[1024];
     gpu_mem_plan p;
     gpu_mem_plan_compute(&c->m->cfg, &o, &p);
     gpu_mem_plan_format(&p, plan, sizeof plan);
-    fprintf(c->out, "policy on the GPU (%s, %d tokens per micro-batch%s)\n%s", cfg->train_dtype, o.max_tokens,
-            o.recompute ? ", recompute" : "", plan);
-    if (!(c->gpu = gpu_model_new(c->m, &o, e))) return err_prefix(e, "device = \"cuda\"");
+    fprintf(c->out, "policy on the GPU (%s, %d tokens per micro-batch%s%s)\n%s", cfg->train_dtype, o.max_tokens,
+            o.recompute ? ", recompute" : "", o.invariant ? ", batch-invariant" : "", plan);
+    if (!(c->gpu = gpu_model_new(c->m, &o, e)))
+        return err_prefix(e, o.invariant ? "device = \"cuda\", train.batch_invariant = true" : "device = \"cuda\"");
     if (c->ref) {
         o.train = 0;
         o.recompute = 0;

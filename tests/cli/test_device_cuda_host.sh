@@ -17,7 +17,10 @@
 #     memory plan printed at the start, and a round too large for the device is refused
 #     there, before any step;
 #   - rlvr generate --device cuda --dtype fp32 gives the CPU's completions;
-#   - bf16 SFT lowers the loss.
+#   - bf16 SFT lowers the loss;
+#   - train.batch_invariant = true: every step's rollout/logp_diff_max is exactly 0 (the
+#     rollout's sampling log-probs are the trainer's), where without it they differ; a
+#     model whose heads the invariant engine cannot take is refused at the start.
 . "$(dirname "$0")/lib.sh"
 cd "$TMP"
 HOST_GPU=${RLVR_HOST_GPU_BIN:?RLVR_HOST_GPU_BIN is not set (run under ctest)}
@@ -123,4 +126,21 @@ LAST="bf16 SFT lowers the loss"
 first=$(sqlite3 runs/sft_bf16/run.db 'select loss from steps where step = 1')
 last=$(sqlite3 runs/sft_bf16/run.db 'select loss from steps where step = 8')
 if awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.1) }'; then ok; else bad "loss $first -> $last"; fi
+# train.batch_invariant: 64-wide heads (hidden 128 over 2), bf16, rollouts on the "GPU"
+INV="--set model.init.hidden=128 --set model.init.heads=2 --set model.init.kv_heads=1 --set rollout.max_new_tokens=16"
+INV="$INV --set steps=2 --set device=cuda"
+D() { sqlite3 "runs/$1/run.db" "select count(*), max(value) from step_metrics where name = 'rollout/logp_diff_max'"; }
+run "$HOST_GPU" train tiny.lua --set name=rl_inv $INV --set train.batch_invariant=true
+expect_status 0
+expect_out "batch-invariant"
+LAST="train.batch_invariant: rollout/logp_diff_max is 0 at every step"
+if [ "$(D rl_inv)" = "2|0.0" ]; then ok; else bad "$(D rl_inv)"; fi
+run "$HOST_GPU" train tiny.lua --set name=rl_not_inv $INV
+expect_status 0
+LAST="without train.batch_invariant: rollout/logp_diff_max is not 0"
+if D rl_not_inv | awk -F'|' '{ exit !($1 == 2 && $2 > 0) }'; then ok; else bad "$(D rl_not_inv)"; fi
+run "$HOST_GPU" train tiny.lua --set name=rl_inv_small --set device=cuda --set train.batch_invariant=true
+expect_status 1
+expect_err "head size of 64 or 128"
+expect_err "train.batch_invariant"
 finish

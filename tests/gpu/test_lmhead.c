@@ -74,10 +74,10 @@ static void check_lmhead(kern_dtype dt, int T, int C, int V, int chunk, int keep
         float *d_logz = gpu_upload(KERN_F32, dlogp, T), *d_logp = gpu_upload(KERN_F32, dlogp, T);
         float *d_ent = gpu_upload(KERN_F32, dlogp, T); /* poisoned: must be overwritten */
         float *d_dx = gpu_upload(KERN_F32, dx0, nx), *d_dw = gpu_upload(KERN_F32, dw0, nw);
-        CHECK(kern_lmhead_logprobs(blas, dt, d_logz, d_logp, d_ent, d_x, d_w, d_targets, T, C, V, chunk, ws, d_probs,
+        CHECK(kern_lmhead_logprobs(blas, dt, 0, d_logz, d_logp, d_ent, d_x, d_w, d_targets, T, C, V, chunk, ws, d_probs,
                                    d_cmax, NULL, &e) == 0,
               "%s", e.msg);
-        CHECK(kern_lmhead_backward(blas, dt, d_dx, d_dw, d_x, d_w, d_targets, d_dlogp, d_dent, d_logz, d_ent, T, C, V,
+        CHECK(kern_lmhead_backward(blas, dt, 0, d_dx, d_dw, d_x, d_w, d_targets, d_dlogp, d_dent, d_logz, d_ent, T, C, V,
                                    chunk, ws, d_probs, d_cmax, NULL, &e) == 0,
               "%s", e.msg);
         for (int k = 0; k < 3; k++) got[run][k] = malloc((size_t)T * 4);
@@ -131,7 +131,7 @@ static void check_bad_target(void) {
     int *d_t = kern_malloc(sizeof targets, &e);
     void *ws = kern_malloc(kern_lmhead_workspace(KERN_F32, T, 2), &e);
     CHECK(d_t && ws && kern_memcpy_h2d(d_t, targets, sizeof targets, &e) == 0, "%s", e.msg);
-    CHECK(kern_lmhead_logprobs(blas, KERN_F32, d_lz, d_lp, NULL, d_x, d_w, d_t, T, C, V, 2, ws, NULL, NULL, NULL,
+    CHECK(kern_lmhead_logprobs(blas, KERN_F32, 0, d_lz, d_lp, NULL, d_x, d_w, d_t, T, C, V, 2, ws, NULL, NULL, NULL,
                                &e) == 0,
           "%s", e.msg);
     gpu_download(KERN_F32, got_lz, d_lz, 2);
@@ -139,14 +139,74 @@ static void check_bad_target(void) {
     CHECK(isnan(got_lp[1]), "logp of an out-of-range target is %g, want NaN", got_lp[1]);
     gpu_check_close("logp, valid target", got_lp, logp, NULL, 1, 1e-6, 1e-6, 0);
     gpu_check_close("logz, out-of-range target", got_lz, logz, NULL, 2, 1e-6, 1e-6, 0);
-    CHECK(kern_lmhead_logprobs(blas, KERN_F32, d_lz, d_lp, NULL, d_x, d_w, d_t, T, C, V, 0, ws, NULL, NULL, NULL,
+    CHECK(kern_lmhead_logprobs(blas, KERN_F32, 0, d_lz, d_lp, NULL, d_x, d_w, d_t, T, C, V, 0, ws, NULL, NULL, NULL,
                                &e) == -1,
           "chunk 0 accepted");
     float cmax[4];
-    CHECK(kern_lmhead_logprobs(blas, KERN_F32, d_lz, d_lp, NULL, d_x, d_w, d_t, T, C, V, 2, ws, d_lz, cmax, NULL,
+    CHECK(kern_lmhead_logprobs(blas, KERN_F32, 0, d_lz, d_lp, NULL, d_x, d_w, d_t, T, C, V, 2, ws, d_lz, cmax, NULL,
                                &e) == -1,
           "kept probabilities accepted in fp32");
     kern_free(d_x), kern_free(d_w), kern_free(d_lz), kern_free(d_lp), kern_free(d_t), kern_free(ws);
+}
+
+/* The batch-invariant LM head (bf16): close to the twin; each row's logz, logp and entropy
+ * the same bits computed among T rows and alone; and kern_lmhead_logprobs_of_logits, given
+ * the whole [T, V] logits from kern_matmul_invariant (the rollout engine's), the same bits
+ * as the LM head itself - the rollout's sampling log-probability is the trainer's. */
+static void check_invariant(int T, int C, int V, int chunk) {
+    rlvr_err e = {{0}};
+    rng_stream r;
+    rng_stream_init(&r, 21, (uint64_t)T * 7919u + (uint64_t)V);
+    float *x = malloc((size_t)T * C * 4), *w = malloc((size_t)V * C * 4);
+    int *targets = malloc((size_t)T * sizeof(int));
+    for (size_t i = 0; i < (size_t)T * C; i++) x[i] = rng_stream_normal(&r);
+    for (size_t i = 0; i < (size_t)V * C; i++) w[i] = 0.1f * rng_stream_normal(&r);
+    for (int t = 0; t < T; t++) targets[t] = (int)rng_stream_below(&r, (uint64_t)V);
+    gpu_round_to(KERN_BF16, x, (size_t)T * C);
+    gpu_round_to(KERN_BF16, w, (size_t)V * C);
+    float *want_lz = malloc((size_t)T * 4), *want_lp = malloc((size_t)T * 4), *want_ent = malloc((size_t)T * 4);
+    lmhead_logprobs(want_lz, want_lp, want_ent, x, w, targets, T, C, V);
+    void *d_x = gpu_upload(KERN_BF16, x, (size_t)T * C), *d_w = gpu_upload(KERN_BF16, w, (size_t)V * C);
+    int *d_t = kern_malloc((size_t)T * sizeof(int), &e);
+    float *d_out = kern_malloc((size_t)T * 3 * 4, &e), *d_logits = kern_malloc((size_t)T * V * 4, &e);
+    void *ws = kern_malloc(kern_lmhead_workspace(KERN_BF16, T, chunk), &e);
+    CHECK(d_t && d_out && d_logits && ws && kern_memcpy_h2d(d_t, targets, (size_t)T * sizeof(int), &e) == 0, "%s",
+          e.msg);
+    float *all = malloc((size_t)T * 3 * 4), *one = malloc(3 * 4), *of_logits = malloc((size_t)T * 2 * 4);
+    CHECK(kern_lmhead_logprobs(blas, KERN_BF16, 1, d_out, d_out + T, d_out + 2 * T, d_x, d_w, d_t, T, C, V, chunk, ws,
+                               NULL, NULL, NULL, &e) == 0,
+          "%s", e.msg);
+    gpu_download(KERN_F32, all, d_out, (size_t)T * 3);
+    char what[96];
+    snprintf(what, sizeof what, "invariant T=%d C=%d V=%d chunk=%d: logz", T, C, V, chunk);
+    gpu_check_close(what, all, want_lz, NULL, T, 1e-4, 1e-5, 0);
+    snprintf(what, sizeof what, "invariant T=%d C=%d V=%d chunk=%d: logp", T, C, V, chunk);
+    gpu_check_close(what, all + T, want_lp, NULL, T, 1e-4, 1e-5, 0);
+    int same = 1;
+    for (int t = 0; t < T; t += T > 4 ? T / 4 : 1) { /* rows alone */
+        CHECK(kern_lmhead_logprobs(blas, KERN_BF16, 1, d_out, d_out + 1, d_out + 2, (const uint16_t *)d_x + (size_t)t * C,
+                                   d_w, d_t + t, 1, C, V, chunk, ws, NULL, NULL, NULL, &e) == 0,
+              "%s", e.msg);
+        gpu_download(KERN_F32, one, d_out, 3);
+        const float row[3] = {all[t], all[T + t], all[2 * T + t]};
+        CHECK(memcmp(one, row, sizeof row) == 0, "invariant T=%d V=%d: row %d alone differs from among %d rows", T, V,
+              t, T);
+        same &= memcmp(one, row, sizeof row) == 0;
+    }
+    CHECK(kern_matmul_invariant(KERN_F32, d_logits, d_x, d_w, NULL, T, C, V, KERN_INV_TILE_AUTO, NULL, &e) == 0, "%s",
+          e.msg);
+    CHECK(kern_lmhead_logprobs_of_logits(d_out, d_out + T, d_logits, d_t, T, V, chunk, ws, NULL, &e) == 0, "%s",
+          e.msg);
+    gpu_download(KERN_F32, of_logits, d_out, (size_t)T * 2);
+    CHECK(memcmp(of_logits, all, (size_t)T * 2 * 4) == 0,
+          "invariant T=%d V=%d: logz/logp from the whole logits differ from the LM head's", T, V);
+    same &= memcmp(of_logits, all, (size_t)T * 2 * 4) == 0;
+    CHECK(kern_lmhead_logprobs_of_logits(d_out, d_out + T, d_logits, d_t, T, V, 12, ws, NULL, &e) != 0,
+          "a chunk of 12 accepted");
+    printf("lmhead invariant T=%-4d C=%-4d V=%-6d chunk=%-5d rows alone, and from whole logits: %s\n", T, C, V, chunk,
+           same ? "bit for bit" : "DIFFER");
+    kern_free(d_x), kern_free(d_w), kern_free(d_t), kern_free(d_out), kern_free(d_logits), kern_free(ws);
+    free(x), free(w), free(targets), free(want_lz), free(want_lp), free(want_ent), free(all), free(one), free(of_logits);
 }
 
 int main(void) {
@@ -168,6 +228,9 @@ int main(void) {
         check_lmhead(dt, 130, 896, 4099, 1024, keep); /* Qwen2.5-0.5B's hidden size */
     }
     check_bad_target();
+    check_invariant(5, 64, 1000, 256);       /* the last chunk 232 wide */
+    check_invariant(37, 96, 4099, 1024);     /* V odd: every fold element by element */
+    check_invariant(64, 896, 151936, 8192);  /* Qwen2.5-0.5B's head at a decode step */
     kern_blas_free(blas);
     return gpu_test_finish();
 }

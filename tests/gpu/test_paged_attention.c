@@ -419,6 +419,109 @@ static void check_batch_invariance(kern_dtype dt) {
  * under compute-sanitizer, read nothing outside the pool): a table entry past the pool,
  * and a max_q below a sequence's rows. Not in the host emulation, whose twin would read
  * past the pool. */
+/* ---- the training attention's order (kern_paged_attention_tc_forward) ----------------------- */
+
+/* bf16: every new row of s through the paged kernel must be, bit for bit, the same row of
+ * kern_attention_forward (the trainer's) over the sequences laid out whole - K and V
+ * gathered from the pool, q of the earlier positions random - for decode rows, prefill
+ * chunks and verification rows alike. */
+static void check_tc_scene(const char *name, const scene *s) {
+    rlvr_err e = {{0}};
+    const int H = s->H, KV = s->KV, D = s->D;
+    int *cu = malloc((size_t)(s->n_seqs + 1) * sizeof(int));
+    cu[0] = 0;
+    for (int i = 0; i < s->n_seqs; i++) cu[i + 1] = cu[i] + s->lens[i];
+    const size_t P = (size_t)cu[s->n_seqs], qrow = (size_t)H * D, krow = (size_t)KV * D;
+    rng_stream r;
+    rng_stream_init(&r, 77, P);
+    float *pq = randn(&r, P * qrow, KERN_BF16), *pk = malloc(P * krow * sizeof(float)), *pv = malloc(P * krow * 4);
+    for (int i = 0; i < s->n_seqs; i++) {
+        const int n_new = s->cu_q[i + 1] - s->cu_q[i], pos0 = s->lens[i] - n_new;
+        for (int p = 0; p < s->lens[i]; p++) {
+            const size_t slot = (size_t)s->tables[(size_t)i * s->max_blocks + p / s->bs] * s->bs + p % s->bs;
+            memcpy(pk + (cu[i] + p) * krow, s->k + slot * krow, krow * sizeof(float));
+            memcpy(pv + (cu[i] + p) * krow, s->v + slot * krow, krow * sizeof(float));
+        }
+        memcpy(pq + (cu[i] + pos0) * qrow, s->q + (size_t)s->cu_q[i] * qrow, (size_t)n_new * qrow * sizeof(float));
+    }
+    /* the trainer's attention over the whole sequences */
+    void *d_pq = gpu_upload(KERN_BF16, pq, P * qrow), *d_pk = gpu_upload(KERN_BF16, pk, P * krow);
+    void *d_pv = gpu_upload(KERN_BF16, pv, P * krow), *d_pout = upload_nans(KERN_BF16, P * qrow);
+    float *d_plse = upload_nans(KERN_F32, P * H);
+    int *d_cu = upload_ints(cu, (size_t)s->n_seqs + 1);
+    CHECK(kern_attention_forward(KERN_BF16, d_pout, d_plse, d_pq, d_pk, d_pv, d_cu, s->n_seqs, s->max_len, H, KV, D,
+                                 NULL, &e) == 0,
+          "%s", e.msg);
+    float *pout = malloc(P * qrow * sizeof(float)), *plse = malloc(P * H * sizeof(float));
+    gpu_download(KERN_BF16, pout, d_pout, P * qrow);
+    gpu_download(KERN_F32, plse, d_plse, P * H);
+    /* the engine's, through the tables */
+    const size_t pool = (size_t)s->n_blocks * s->bs * krow, nq = (size_t)s->T * qrow;
+    void *d_k = gpu_upload(KERN_BF16, s->k, pool), *d_v = gpu_upload(KERN_BF16, s->v, pool);
+    void *d_q = gpu_upload(KERN_BF16, s->q, nq), *d_out = upload_nans(KERN_BF16, nq);
+    float *d_lse = upload_nans(KERN_F32, (size_t)s->T * H);
+    int *d_tables = upload_ints(s->tables, (size_t)s->n_seqs * s->max_blocks);
+    int *d_cuq = upload_ints(s->cu_q, (size_t)s->n_seqs + 1), *d_lens = upload_ints(s->lens, (size_t)s->n_seqs);
+    const kern_paged_batch b = {.block_tables = d_tables, .cu_q = d_cuq, .seq_lens = d_lens, .n_seqs = s->n_seqs,
+                                .max_blocks = s->max_blocks, .T = s->T, .max_q = s->max_q, .max_seq_len = s->max_len};
+    CHECK(kern_paged_attention_tc_forward(d_out, d_lse, d_q, d_k, d_v, &b, s->n_blocks, s->bs, H, KV, D, NULL, &e) ==
+              0,
+          "%s: %s", name, e.msg);
+    float *out = malloc(nq * sizeof(float)), *lse = malloc((size_t)s->T * H * sizeof(float));
+    gpu_download(KERN_BF16, out, d_out, nq);
+    gpu_download(KERN_F32, lse, d_lse, (size_t)s->T * H);
+    int differ = 0;
+    for (int i = 0; i < s->n_seqs && !differ; i++) {
+        const int n_new = s->cu_q[i + 1] - s->cu_q[i], pos0 = s->lens[i] - n_new;
+        for (int j = 0; j < n_new && !differ; j++) {
+            const size_t at = (size_t)s->cu_q[i] + j, pat = (size_t)cu[i] + pos0 + j;
+            if (memcmp(out + at * qrow, pout + pat * qrow, qrow * sizeof(float)) ||
+                memcmp(lse + at * H, plse + pat * H, (size_t)H * sizeof(float))) {
+                CHECK(0, "%s: sequence %d row %d (position %d) differs from the training attention's", name, i, j,
+                      pos0 + j);
+                differ = 1;
+            }
+        }
+    }
+    printf("paged tc %s H=%d KV=%d D=%d block=%d seqs=%d rows=%d max_len=%d: %s the training attention's rows\n",
+           name, H, KV, D, s->bs, s->n_seqs, s->T, s->max_len, differ ? "DIFFERS from" : "bit for bit");
+    kern_free(d_pq), kern_free(d_pk), kern_free(d_pv), kern_free(d_pout), kern_free(d_plse), kern_free(d_cu);
+    kern_free(d_k), kern_free(d_v), kern_free(d_q), kern_free(d_out), kern_free(d_lse), kern_free(d_tables);
+    kern_free(d_cuq), kern_free(d_lens);
+    free(cu), free(pq), free(pk), free(pv), free(pout), free(plse), free(out), free(lse);
+}
+
+static void check_training_order(void) {
+    { /* decode, Qwen2.5-0.5B heads (7 a kv head: two rows a warp tile) */
+        static const int lens[] = {1, 2, 63, 64, 65, 129, 613}, n_new[] = {1, 1, 1, 1, 1, 1, 1};
+        scene s = scene_plain(KERN_BF16, 31, 14, 2, 64, 16, 7, lens, n_new);
+        check_tc_scene("decode", &s);
+        scene_free(&s);
+    }
+    { /* a prefill chunk, 4 verification rows and a whole prompt, Qwen2.5-1.5B heads */
+        static const int lens[] = {100, 70, 37}, n_new[] = {37, 4, 37};
+        scene s = scene_plain(KERN_BF16, 32, 12, 2, 128, 8, 3, lens, n_new);
+        check_tc_scene("prefill", &s);
+        scene_free(&s);
+    }
+    { /* one query head a kv head (16 rows a tile) and sixteen (one row), block size 1 */
+        static const int lens[] = {90, 5}, n_new[] = {20, 5};
+        scene a = scene_plain(KERN_BF16, 33, 4, 4, 64, 1, 2, lens, n_new);
+        check_tc_scene("group 1", &a);
+        scene_free(&a);
+        scene b = scene_plain(KERN_BF16, 34, 16, 1, 128, 32, 2, lens, n_new);
+        check_tc_scene("group 16", &b);
+        scene_free(&b);
+    }
+    if (!short_run) { /* GRPO: 8 samples of a 512-token prompt 300 tokens into decoding */
+        int lens[8], n_new[8];
+        for (int i = 0; i < 8; i++) lens[i] = 812 - 37 * i, n_new[i] = 1;
+        scene s = scene_plain(KERN_BF16, 35, 14, 2, 64, 16, 8, lens, n_new);
+        check_tc_scene("group of 8", &s);
+        scene_free(&s);
+    }
+}
+
 #ifndef RLVR_HOST_EMULATION
 static void check_bad_indices(kern_dtype dt) {
     static const int lens[] = {40, 50, 60}, n_new[] = {1, 4, 2};
@@ -631,6 +734,7 @@ int main(void) {
         check_kv_write(t, 40, 1, 3, 30, 6, 33); /* rows not a multiple of 16 bytes */
         check_attention_forms(t);
         check_batch_invariance(t);
+        if (t == KERN_BF16) check_training_order();
 #ifndef RLVR_HOST_EMULATION
         check_bad_indices(t);
 #endif

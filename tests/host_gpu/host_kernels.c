@@ -19,9 +19,9 @@
 #include "safetensors.h"
 #include "sampling.h"
 
-/* The paged attention and sampling launchers are weak: tests/gpu/emu/emulate_engine.sh
- * links the real kernels (paged_attention.cu and sampling.cu compiled for the host, on
- * fibers) over them. */
+/* The attention, paged attention, sampling and batch-invariant product launchers are weak:
+ * the scripts of tests/gpu/emu link the real kernels (the .cu files compiled for the host,
+ * on fibers) over them. */
 #define REPLACEABLE __attribute__((weak))
 
 int kern_device_count(rlvr_err *e) { return 1; }
@@ -289,15 +289,68 @@ int kern_swiglu_backward(kern_dtype dt, void *dgate, void *dup, const void *dh, 
     return 0;
 }
 
+REPLACEABLE
 size_t kern_lmhead_workspace(kern_dtype dt, int T, int chunk) {
     return (size_t)LMHEAD_ROW_BLOCK * LMHEAD_VOCAB_CHUNK * sizeof(float);
 }
 
 /* probs and chunk_max are accepted and left alone: the twin always works from the logits
  * in fp32 (what the kept bf16 probabilities approximate). */
-int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, float *logz, float *logp, float *entropy, const void *x,
-                         const void *w, const int *targets, int T, int C, int V, int chunk, void *workspace,
-                         void *probs, float *chunk_max, void *stream, rlvr_err *e) {
+/* One row's logz, logp of target (NaN outside [0, V)) and entropy from its logits, in one
+ * fixed order: the invariant LM head and kern_lmhead_logprobs_of_logits share it, as the
+ * kernels share their fold. */
+static void row_logprobs(const float *row, int V, int target, float *logz, float *logp, float *entropy) {
+    float mx = -INFINITY;
+    for (int v = 0; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+    double s = 0, w = 0;
+    for (int v = 0; v < V; v++) {
+        const double p = exp((double)row[v] - mx);
+        s += p, w += p * row[v];
+    }
+    const double lz = mx + log(s);
+    if (logz) *logz = (float)lz;
+    if (logp) *logp = target >= 0 && target < V ? (float)(row[target] - lz) : NAN;
+    if (entropy) *entropy = (float)(lz - w / s);
+}
+
+/* The invariant LM head: each row's logits as kern_matmul_invariant makes them, then
+ * row_logprobs. */
+static int lmhead_invariant(float *logz, float *logp, float *entropy, const void *x, const void *w,
+                            const int *targets, int T, int C, int V, rlvr_err *e) {
+    float *row = malloc((size_t)V * sizeof *row);
+    if (!row) return err_set(e, "host emulation: out of memory");
+    for (int t = 0; t < T; t++) {
+        if (kern_matmul_invariant(KERN_F32, row, (const uint16_t *)x + (size_t)t * C, w, NULL, 1, C, V,
+                                  KERN_INV_TILE_AUTO, NULL, e) != 0) {
+            free(row);
+            return -1;
+        }
+        row_logprobs(row, V, targets ? targets[t] : -1, logz ? logz + t : NULL, logp ? logp + t : NULL,
+                     entropy ? entropy + t : NULL);
+    }
+    free(row);
+    return 0;
+}
+
+REPLACEABLE
+int kern_lmhead_logprobs_of_logits(float *logz, float *logp, const float *logits, const int *targets, int T, int V,
+                                   int chunk, void *workspace, void *stream, rlvr_err *e) {
+    if (T <= 0 || V <= 0 || chunk <= 0 || (chunk % 8 && chunk < V))
+        return err_set(e, "lmhead_logprobs_of_logits: bad shape T=%d V=%d chunk=%d", T, V, chunk);
+    for (int t = 0; t < T; t++)
+        row_logprobs(logits + (size_t)t * V, V, targets ? targets[t] : -1, logz ? logz + t : NULL,
+                     logp ? logp + t : NULL, NULL);
+    return 0;
+}
+
+REPLACEABLE
+int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, int invariant, float *logz, float *logp, float *entropy,
+                         const void *x, const void *w, const int *targets, int T, int C, int V, int chunk,
+                         void *workspace, void *probs, float *chunk_max, void *stream, rlvr_err *e) {
+    if (invariant) {
+        if (dt != KERN_BF16) return err_set(e, "lmhead_logprobs: the batch-invariant product is bf16 only");
+        return lmhead_invariant(logz, logp, entropy, x, w, targets, T, C, V, e);
+    }
     size_t nx = (size_t)T * C, nw = (size_t)V * C;
     float *fx = view(dt, x, nx, 1), *fw = view(dt, w, nw, 1);
     float *lz = logz ? logz : malloc((size_t)T * sizeof *lz);
@@ -309,7 +362,8 @@ int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, float *logz, float *log
     return 0;
 }
 
-int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, float *dw, const void *x, const void *w,
+REPLACEABLE
+int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, int invariant, float *dx, float *dw, const void *x, const void *w,
                          const int *targets, const float *dlogp, const float *dentropy, const float *logz,
                          const float *entropy, int T, int C, int V, int chunk, void *workspace, const void *probs,
                          const float *chunk_max, void *stream, rlvr_err *e) {
@@ -325,6 +379,7 @@ int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, float *dx, float *dw, c
     return 0;
 }
 
+REPLACEABLE
 int kern_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k, const void *v,
                            const int *cu_seqlens, int n_seqs, int max_seqlen, int H, int KV, int D, void *stream,
                            rlvr_err *e) {
@@ -338,6 +393,7 @@ int kern_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, 
     return 0;
 }
 
+REPLACEABLE
 int kern_attention_backward(kern_dtype dt, void *dq, void *dk, void *dv, const void *dout, const void *q,
                             const void *k, const void *v, const void *out, const float *lse, const int *cu_seqlens,
                             int n_seqs, int max_seqlen, int T, int H, int KV, int D, void *scratch, void *stream,
@@ -358,6 +414,7 @@ int kern_attention_backward(kern_dtype dt, void *dq, void *dk, void *dv, const v
     return 0;
 }
 
+REPLACEABLE
 size_t kern_attention_backward_scratch(int T, int H, int KV, int D) {
     (void)T, (void)H, (void)KV, (void)D;
     return 1;
@@ -507,6 +564,51 @@ int kern_cascade_attention_forward(kern_dtype dt, void *out, float *lse, const v
                                    const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size,
                                    int H, int KV, int D, void *scratch, void *stream, rlvr_err *e) {
     return paged_twin(2, dt, out, lse, q, k_cache, v_cache, b, n_blocks, block_size, H, KV, D, 0, e);
+}
+
+/* In the training attention's order: each sequence's keys gathered from the pool into a
+ * packed sequence of seq_lens[i] positions whose last n_new rows of q are the new rows,
+ * then attention_forward over it - the twin kern_attention_forward runs - so a row's out and
+ * lse are the bits the host training forward gives the same position. */
+REPLACEABLE
+int kern_paged_attention_tc_forward(void *out, float *lse, const void *q, const void *k_cache, const void *v_cache,
+                                    const kern_paged_batch *b, int n_blocks, int block_size, int H, int KV, int D,
+                                    void *stream, rlvr_err *e) {
+    if (!b || b->n_seqs <= 0 || b->T <= 0 || H <= 0 || KV <= 0 || H % KV || H / KV > 16 || (D != 64 && D != 128))
+        return err_set(e, "host emulation: paged_attention_tc_forward: bad arguments (H / KV <= 16, D 64 or 128)");
+    const uint16_t *qb = q, *kb = k_cache, *vb = v_cache;
+    uint16_t *ob = out;
+    for (int i = 0; i < b->n_seqs; i++) {
+        const int n_new = b->cu_q[i + 1] - b->cu_q[i], len = b->seq_lens[i], pos0 = len - n_new;
+        if (n_new == 0) continue;
+        if (pos0 < 0 || len > b->max_blocks * block_size)
+            return err_set(e, "host emulation: paged_attention_tc_forward: sequence %d has bad lengths", i);
+        const size_t nq = (size_t)len * H * D, nk = (size_t)len * KV * D;
+        float *fq = calloc(nq, sizeof *fq), *fk = malloc(nk * sizeof *fk), *fv = malloc(nk * sizeof *fv);
+        float *fo = malloc(nq * sizeof *fo), *fl = malloc((size_t)len * H * sizeof *fl);
+        if (!fq || !fk || !fv || !fo || !fl) abort();
+        for (int p = 0; p < len; p++) {
+            const int blk = b->block_tables[(size_t)i * b->max_blocks + p / block_size];
+            if (blk < 0 || blk >= n_blocks) abort(); /* the engine's tables are consistent */
+            const size_t slot = (size_t)blk * block_size + p % block_size;
+            for (size_t j = 0; j < (size_t)KV * D; j++) {
+                fk[(size_t)p * KV * D + j] = st_bf16_to_f32(kb[slot * KV * D + j]);
+                fv[(size_t)p * KV * D + j] = st_bf16_to_f32(vb[slot * KV * D + j]);
+            }
+        }
+        for (int r = 0; r < n_new; r++)
+            for (size_t j = 0; j < (size_t)H * D; j++)
+                fq[(size_t)(pos0 + r) * H * D + j] = st_bf16_to_f32(qb[(size_t)(b->cu_q[i] + r) * H * D + j]);
+        const int cu[2] = {0, len};
+        attention_forward(fo, fl, fq, fk, fv, cu, 1, H, KV, D);
+        for (int r = 0; r < n_new; r++) {
+            const size_t row = (size_t)(b->cu_q[i] + r) * H;
+            for (size_t j = 0; j < (size_t)H * D; j++) ob[row * D + j] = st_f32_to_bf16(fo[(size_t)(pos0 + r) * H * D + j]);
+            memcpy(lse + row, fl + (size_t)(pos0 + r) * H, (size_t)H * sizeof(float));
+        }
+        free(fq), free(fk), free(fv), free(fo), free(fl);
+    }
+    return 0;
 }
 
 /* ---- sampling: the CPU sampler itself (rollout/sampling.c), row by row ----------------------- */

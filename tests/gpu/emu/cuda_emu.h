@@ -26,6 +26,7 @@ extern "C" {
 #define __device__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+using std::max;
 using std::min;
 
 struct emu_dim3 {
@@ -107,9 +108,9 @@ static inline uint32_t __float_as_uint(float f) { return emu_pack(f) & 0xfffffff
 static inline float __uint_as_float(uint32_t u) { return emu_unpack<float>(u); }
 
 
-// What kernels/paged_attention.cu adds (host_paged_attention.py): dim3 and launches of a
-// whole grid, bf16 (round to nearest even, as __float2bfloat16_rn), float4, and the
-// runtime calls its launchers make, which cannot fail here.
+// What the kernels host_cu.py converts add: dim3 and launches of a whole grid, bf16 (round
+// to nearest even, as __float2bfloat16_rn) and its pairs, float4, and the runtime calls
+// their launchers make, which cannot fail here.
 struct dim3 {
     unsigned x, y, z;
     dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
@@ -152,9 +153,18 @@ struct __nv_bfloat16 {
 // the conversions of the checkpoint reader (core/safetensors.c), which round the same way
 static inline float __bfloat162float(__nv_bfloat16 h) { return st_bf16_to_f32(h.bits); }
 static inline __nv_bfloat16 __float2bfloat16_rn(float f) { return __nv_bfloat16{st_f32_to_bf16(f)}; }
+struct __nv_bfloat162 {
+    __nv_bfloat16 x, y;
+};
+static inline float __low2float(__nv_bfloat162 v) { return __bfloat162float(v.x); }
+static inline float __high2float(__nv_bfloat162 v) { return __bfloat162float(v.y); }
+struct alignas(8) float2 {
+    float x, y;
+};
 struct alignas(16) float4 {
     float x, y, z, w;
 };
+static inline float2 make_float2(float x, float y) { return float2{x, y}; }
 static inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
 struct alignas(16) uint4 {
     unsigned x, y, z, w;

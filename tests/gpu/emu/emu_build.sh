@@ -3,7 +3,8 @@
 # with the emulation's flags, and
 #   emu_prepare            configures B without CUDA and sanitizers, builds the libraries a
 #                          test links (host kernels, rollout, core) and emu_runtime.cpp
-#   emu_kernel NAME        kernels/NAME.cu for the host (E/host_NAME.py) into W/NAME_host.o
+#   emu_kernel NAME        kernels/NAME.cu for the host (E/host_NAME.py when there is one, else
+#                          E/host_cu.py) into W/NAME_host.o
 #   emu_link OUT OBJ...    links W/OUT from OBJs, B's libraries and the system's
 B=${1:-/tmp/rlvr-emu-build}
 E=tests/gpu/emu
@@ -17,7 +18,9 @@ emu_prepare() {
     $CXX -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=0 -c "$E/emu_runtime.cpp" -o "$W/emu_runtime.o" # _longjmp between stacks
 }
 emu_kernel() {
-    python3 "$E/host_$1.py" "kernels/$1.cu" "$W/$1_host.cpp"
+    conv="$E/host_$1.py"
+    [ -f "$conv" ] || conv="$E/host_cu.py"
+    python3 "$conv" "kernels/$1.cu" "$W/$1_host.cpp"
     $CXX -c "$W/$1_host.cpp" -o "$W/$1_host.o"
 }
 emu_link() {

@@ -12,11 +12,12 @@ set -eu
 . tests/gpu/emu/emu_build.sh
 emu_prepare
 emu_kernel paged_attention
+emu_kernel attention_tc # the paged form in the training attention's order lives there
 emu_kernel sampling
 for f in tests/gpu/test_engine_gpu.c kernels/model_gpu.c kernels/model_gpu_paged.c; do
     $CC -c "$f" -o "$W/$(basename "$f" .c).o"
 done
 # the two kernels' objects come before the host kernels' archive, whose weak twins they replace
 emu_link test_engine_gpu_emu "$W/test_engine_gpu.o" "$W/model_gpu.o" "$W/model_gpu_paged.o" \
-    "$W/paged_attention_host.o" "$W/sampling_host.o"
+    "$W/paged_attention_host.o" "$W/attention_tc_host.o" "$W/sampling_host.o"
 exec "$W/test_engine_gpu_emu"

@@ -5,14 +5,14 @@ declarations and the launchers (whose argument checks are repeated here) are rep
 usage: python3 host_sampling.py kernels/sampling.cu OUT.cpp"""
 import sys
 
+from host_cu import replace as replace_in
+
 src = open(sys.argv[1]).read()
 
 
 def replace(old, new):
     global src
-    if old not in src:
-        sys.exit("host_sampling.py: sampling.cu no longer contains %r; update the emulation" % old)
-    src = src.replace(old, new, 1)
+    src = replace_in(src, old, new, "sampling.cu")
 
 
 replace('#include "cuda_common.cuh"', '#include "cuda_emu.h"')

@@ -1,5 +1,5 @@
 // mma_emu.h - kernels/mma.cuh's PTX section on the host, for kernels emulated on the
-// fibers of cuda_emu.h (host_gemm_inv.py puts it in that section's place). ldmatrix and
+// fibers of cuda_emu.h (host_cu.py puts it in that section's place). ldmatrix and
 // mma.sync are warp collectives here as on the GPU: each lane deposits its operands,
 // the warp waits, each lane reads what the instruction's fragment layout (mma.cuh) gives
 // it, the warp waits again. A product sums its 16 terms in increasing k and adds them to
