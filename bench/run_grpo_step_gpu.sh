@@ -6,6 +6,7 @@
 #     mkdir -p .bench-data/qwen2.5 && cp ../shared/data/tokenizers/qwen2.5/tokenizer.json .bench-data/qwen2.5/
 #   usage, from the repo root on the GPU machine with .deps and .bench-data carried:
 #     sh bench/run_grpo_step_gpu.sh [BUILD_DIR]
+# SET adds --set options, e.g. SET="--set train.batch_invariant=true".
 set -u
 . bench/gpu_build.sh
 RUNS=${RUNS:-/tmp/grpo-step-runs}
@@ -13,7 +14,7 @@ RUNS=${RUNS:-/tmp/grpo-step-runs}
 gpu_build rlvr rlvr
 rm -rf "$RUNS"
 nvidia-smi -L
-"$B/rlvr" train bench/grpo_step_0.5b.lua --set output_dir="$RUNS" 2>&1 | tail -8 || exit 1
+"$B/rlvr" train bench/grpo_step_0.5b.lua --set output_dir="$RUNS" ${SET:-} 2>&1 | tail -8 || exit 1
 DB="$RUNS/grpo-step-0.5b/run.db"
 python3 - "$DB" <<'PY'
 import sqlite3, sys

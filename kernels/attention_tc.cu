@@ -142,6 +142,10 @@ __device__ __forceinline__ void next_kv_tile(bf16 *Ks, bf16 *Vs, const bf16 *k, 
 // and lse have the same bits when its q and keys do. Masked keys and whole tiles past a
 // row's position change nothing (a max with -inf, a factor exp2(0) = 1, products with P = 0).
 
+// Every operation that could be fused or reordered is spelled as an intrinsic that rounds
+// once (__fmul_rn, __fadd_rn, __fmaf_rn ...): nvcc contracts a * b + c into an FMA where
+// it sees fit, which could differ between the two kernels that inline these functions.
+
 // The online-softmax update of 16 rows by one tile of keys k0.. (FlashAttention-2): s
 // holds the tile's scores Q K^T for the lane's rows a (position pos_a) and b (pos_b); they
 // are scaled (base 2), keys after a row's position masked when `diag` (some key of the tile
@@ -157,25 +161,29 @@ __device__ __forceinline__ void tc_softmax_tile(float s[NS][4], float o[NO][4], 
 #pragma unroll
         for (int c = 0; c < 2; c++) {
             const int key = k0 + n * 8 + 2 * t + c;
-            s[n][c] = diag && key > pos_a ? -INFINITY : s[n][c] * scale_log2;
-            s[n][2 + c] = diag && key > pos_b ? -INFINITY : s[n][2 + c] * scale_log2;
+            s[n][c] = diag && key > pos_a ? -INFINITY : __fmul_rn(s[n][c], scale_log2);
+            s[n][2 + c] = diag && key > pos_b ? -INFINITY : __fmul_rn(s[n][2 + c], scale_log2);
             mx_a = fmaxf(mx_a, s[n][c]);
             mx_b = fmaxf(mx_b, s[n][2 + c]);
         }
     const float mn_a = fmaxf(m[0], quad_max(mx_a)), mn_b = fmaxf(m[1], quad_max(mx_b));
-    const float corr_a = exp2f(m[0] - mn_a), corr_b = exp2f(m[1] - mn_b); // 0 on the first tile
+    const float corr_a = exp2f(__fsub_rn(m[0], mn_a)), corr_b = exp2f(__fsub_rn(m[1], mn_b)); // 0 on the first tile
     m[0] = mn_a, m[1] = mn_b;
     float sum_a = 0.0f, sum_b = 0.0f;
 #pragma unroll
     for (int n = 0; n < NS; n++) {
-        s[n][0] = exp2f(s[n][0] - mn_a), s[n][1] = exp2f(s[n][1] - mn_a);
-        s[n][2] = exp2f(s[n][2] - mn_b), s[n][3] = exp2f(s[n][3] - mn_b);
-        sum_a += s[n][0] + s[n][1], sum_b += s[n][2] + s[n][3];
+        s[n][0] = exp2f(__fsub_rn(s[n][0], mn_a)), s[n][1] = exp2f(__fsub_rn(s[n][1], mn_a));
+        s[n][2] = exp2f(__fsub_rn(s[n][2], mn_b)), s[n][3] = exp2f(__fsub_rn(s[n][3], mn_b));
+        sum_a = __fadd_rn(sum_a, __fadd_rn(s[n][0], s[n][1]));
+        sum_b = __fadd_rn(sum_b, __fadd_rn(s[n][2], s[n][3]));
     }
-    l[0] = l[0] * corr_a + sum_a; // the quad adds its lanes' shares at the end
-    l[1] = l[1] * corr_b + sum_b;
+    l[0] = __fmaf_rn(l[0], corr_a, sum_a); // the quad adds its lanes' shares at the end
+    l[1] = __fmaf_rn(l[1], corr_b, sum_b);
 #pragma unroll
-    for (int n = 0; n < NO; n++) o[n][0] *= corr_a, o[n][1] *= corr_a, o[n][2] *= corr_b, o[n][3] *= corr_b;
+    for (int n = 0; n < NO; n++) {
+        o[n][0] = __fmul_rn(o[n][0], corr_a), o[n][1] = __fmul_rn(o[n][1], corr_a);
+        o[n][2] = __fmul_rn(o[n][2], corr_b), o[n][3] = __fmul_rn(o[n][3], corr_b);
+    }
 }
 
 // Row `half` (0: the lane's row a, 1: row b) done: the quad adds its lanes' shares of the
@@ -184,12 +192,13 @@ __device__ __forceinline__ void tc_softmax_tile(float s[NS][4], float o[NO][4], 
 template <int NO>
 __device__ __forceinline__ void tc_store_row(const float o[NO][4], float m, float l, int half, bf16 *dst, float *lse) {
     const int t = threadIdx.x % 4;
-    const float sum = quad_sum(l), inv = 1.0f / sum;
+    const float sum = quad_sum(l), inv = __fdiv_rn(1.0f, sum);
     if (!dst) return;
 #pragma unroll
     for (int n = 0; n < NO; n++)
-        *(uint32_t *)(dst + n * 8 + 2 * t) = pack_bf16(o[n][2 * half] * inv, o[n][2 * half + 1] * inv);
-    if (t == 0) *lse = (m + log2f(sum)) * LN2;
+        *(uint32_t *)(dst + n * 8 + 2 * t) =
+            pack_bf16(__fmul_rn(o[n][2 * half], inv), __fmul_rn(o[n][2 * half + 1], inv));
+    if (t == 0) *lse = __fmul_rn(__fadd_rn(m, log2f(sum)), LN2);
 }
 
 // ---- forward --------------------------------------------------------------------------------
