@@ -6,6 +6,7 @@
 #   emu_kernel NAME        kernels/NAME.cu for the host (E/host_NAME.py when there is one, else
 #                          E/host_cu.py) into W/NAME_host.o
 #   emu_link OUT OBJ...    links W/OUT from OBJs, B's libraries and the system's
+#   emu_test TEST KERNEL...  runs tests/gpu/TEST.c against those kernels for the host
 B=${1:-/tmp/rlvr-emu-build}
 E=tests/gpu/emu
 W="$B/emu"
@@ -29,4 +30,16 @@ emu_link() {
     g++ -o "$W/$out" "$@" "$W/emu_runtime.o" "$B/tests/librlvr_host_kernels.a" "$B/rollout/librlvr_rollout.a" \
         "$B/core/librlvr_core.a" "$B/lua/librlvr_lua.a" -lcjson -llua5.4 -lopenblas -lpcre2-8 -lsqlite3 -lutf8proc \
         -lpthread -lm
+}
+emu_test() {
+    t=$1
+    shift
+    objs=""
+    for k in "$@"; do
+        emu_kernel "$k"
+        objs="$objs $W/${k}_host.o"
+    done
+    $CC -c "tests/gpu/$t.c" -o "$W/$t.o"
+    emu_link "${t}_emu" "$W/$t.o" $objs
+    exec "$W/${t}_emu"
 }

@@ -10,8 +10,4 @@
 set -eu
 . tests/gpu/emu/emu_build.sh
 emu_prepare
-emu_kernel attention
-emu_kernel attention_tc
-$CC -c tests/gpu/test_attention.c -o "$W/test_attention.o"
-emu_link test_attention_emu "$W/test_attention.o" "$W/attention_host.o" "$W/attention_tc_host.o"
-exec "$W/test_attention_emu"
+emu_test test_attention attention attention_tc

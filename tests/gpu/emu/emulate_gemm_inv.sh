@@ -10,7 +10,4 @@
 set -eu
 . tests/gpu/emu/emu_build.sh
 emu_prepare
-emu_kernel gemm_inv
-$CC -c tests/gpu/test_gemm_inv.c -o "$W/test_gemm_inv.o"
-emu_link test_gemm_inv_emu "$W/test_gemm_inv.o" "$W/gemm_inv_host.o"
-exec "$W/test_gemm_inv_emu"
+emu_test test_gemm_inv gemm_inv

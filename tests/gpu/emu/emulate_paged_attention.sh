@@ -13,10 +13,4 @@
 set -eu
 . tests/gpu/emu/emu_build.sh
 emu_prepare
-emu_kernel paged_attention
-emu_kernel attention
-emu_kernel attention_tc
-$CC -c tests/gpu/test_paged_attention.c -o "$W/test_paged_attention.o"
-emu_link test_paged_attention_emu "$W/test_paged_attention.o" "$W/paged_attention_host.o" "$W/attention_host.o" \
-    "$W/attention_tc_host.o"
-exec "$W/test_paged_attention_emu"
+emu_test test_paged_attention paged_attention attention attention_tc

@@ -12,7 +12,4 @@
 set -eu
 . tests/gpu/emu/emu_build.sh
 emu_prepare
-emu_kernel sampling
-$CC -c tests/gpu/test_sampling.c -o "$W/test_sampling.o"
-emu_link test_sampling_emu "$W/test_sampling.o" "$W/sampling_host.o"
-exec "$W/test_sampling_emu"
+emu_test test_sampling sampling
