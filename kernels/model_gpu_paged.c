@@ -117,11 +117,10 @@ static size_t pool_bytes(const model_config *c, kern_dtype dt, int n_blocks, int
 }
 
 /* The chunk length for sequences of up to max_len positions: at most SPLIT_CHUNKS chunks,
- * a power of two, at least SPLIT_MIN: the attention kernel's 8 warps take 32 keys each,
- * so a shorter chunk leaves warps idle and adds parts to merge. */
-#define SPLIT_MIN 256
+ * a power of two, at least 16. (A kernel whose 8 warps split a chunk's keys, with chunks
+ * of at least 256, was 3.5-10% slower a decode step on an H100, 2026-12-08: docs/benchmarks.md.) */
 static int split_len_for(int max_len) {
-    int s = SPLIT_MIN;
+    int s = 16;
     while ((long long)s * SPLIT_CHUNKS < max_len) s *= 2;
     return s;
 }

@@ -14,14 +14,15 @@
 // One attention kernel serves every form. A thread block owns one kv head g, a set of
 // query rows that read the same block table (a tile of one sequence's new rows, or in
 // cascade phase 1 a tile of a group's rows), all H / KV query heads of g for each row
-// ("slots", taken 8 at a time), and one key range per row: [lo, hi_r). Its 8 warps split
-// the keys by position - warp w takes the 32-key tiles w, w + 8, .. of the range - and
-// each scores its tiles against all 8 slots of a pass with one key per lane (a whole fp32
-// dot product in a fixed order, the K row read once for the 8), folds them into an online
-// softmax per slot and adds p_j v_j; the 8 warps' partials are then merged in warp order.
-// A slot's arithmetic depends on its query and key range alone, not on which other
-// slots, rows or sequences share the launch: the results are batch-invariant and repeat
-// bit for bit. Forms differ only in the key ranges and in where results go:
+// ("slots", up to 64: 8 warps x SPW), and one key range per row: [lo, hi_r). It walks the
+// keys in tiles of 32 positions from lo: the tile's K and V rows are gathered through the
+// block table into shared memory as fp32 (16-byte loads where the rows allow it), each
+// warp then takes its slots one at a time with one key per lane (a whole fp32 dot
+// product in a fixed order), folds the 32 scores into an online softmax (warp max, warp
+// sum) and adds p_j v_j over the head dimension spread across the lanes. Every K/V row is
+// read once per kv head per thread block, and a slot's arithmetic does not depend on
+// which other slots, rows or sequences share the launch: the results are batch-invariant
+// and repeat bit for bit. Forms differ only in the key ranges and in where results go:
 //   plain     [0, pos + 1), written as out (dtype) and lse;
 //   split     [c * split_len, min((c + 1) * split_len, pos + 1)) for chunk c = blockIdx.z,
 //             a partial (fp32 out, lse) per chunk, merged in chunk order;
@@ -31,12 +32,13 @@
 // empty range writes lse = -inf, which the merge skips (attention_merge's rule), so
 // unused chunks of short rows cost nothing and change nothing.
 //
-// Speed (the design's aim, not yet measured on a GPU). Decode should be bound by reading
-// K/V: each row is read from device memory once per (kv head, pass), straight into
-// registers, with no barrier between tiles (a warp's tiles are its own). The previous design gathered one 32-key tile at a time into shared
-// memory for the whole block and scored it one slot a warp; on an H100 its split-KV
-// decode took 29.7 us a layer at batch 64 for 17 MB of K/V (5.7 us at copy bandwidth).
-// bench/bench_paged_attention and bench/bench_engine_gpu measure it.
+// Speed (an estimate: not yet measured). Decode reads each K/V row from device memory
+// once per kv head, but each of the H / KV warps of a thread block reads the whole tile
+// again from shared memory, so with 7 query heads a kv head shared-memory bandwidth, not
+// HBM, is the likely bound (roughly a third of an H100's HBM rate). The next steps are a
+// warp that scores all of a row's heads per K read (keys split across warps, the warps'
+// partials merged in a fixed order), bf16 tiles in shared memory, and cp.async double
+// buffering; bench/bench_paged_attention measures a decode step.
 //
 // Indices come from the host's bookkeeping; a thread block that finds its sequence's
 // indices inconsistent (a block id outside the pool, more positions than its table, more
@@ -50,8 +52,7 @@
 #define PA_KT 32                          // keys per tile: one per lane
 #define PA_WARPS 8                        // 256 threads
 #define PA_THREADS (PA_WARPS * 32)
-#define PA_PASS 8                         // query slots a pass: (row, head) pairs scored together
-#define PA_SLOTS 64                       // query heads a kv head at most (H / KV)
+#define PA_SLOTS 64                       // query slots per thread block at most: (row, head) pairs
 #define PA_MAX_D 256
 #define PA_MAX_BLOCK_LOG2 20
 #define FULL_MASK 0xffffffffu
@@ -66,7 +67,7 @@ struct pa_params {
     float *part_out, *part_lse; // partial results: part (part0 + blockIdx.z) of [parts][T * H][D], [parts][T * H]
     const int *block_tables, *cu_q, *seq_lens, *cu_groups, *prefix_blocks;
     int mode, n_seqs, n_groups, max_blocks, T, n_blocks, bs_log2, H, KV, D, group;
-    int qt;        // query rows per thread block (qt * group <= PA_PASS, or 1)
+    int qt;        // query rows per thread block (qt * group <= PA_SLOTS)
     int tiles;     // row tiles per sequence (or group): blockIdx.x = unit * tiles + tile
     int split_len; // PA_SPLIT: positions per chunk
     int part0;
@@ -76,51 +77,21 @@ struct pa_params {
 
 // ---- attention --------------------------------------------------------------------------
 //
-// A slot's arithmetic is spelled with explicit roundings (__fmaf_rn, __fmul_rn, __fadd_rn)
-// so that nothing the compiler does with the code around it can contract or reorder it.
+// A slot's arithmetic is spelled with explicit roundings (__fmaf_rn, __fmul_rn, __fadd_rn),
+// so that the instantiations for one and for eight slots a warp, which a row may run in
+// depending on the rest of its batch, cannot contract or order it differently.
 //
 // Grid (unit * tiles + tile, kv head g, chunk); unit is a sequence (plain, split, cascade
-// phase 2) or a group (phase 1). The thread block's slots s = r * group + j (row r of the
-// tile, query head g * group + j) go in passes of PA_PASS. In a pass, warp w takes the
-// key tiles [lo + 32 (w + 8 i), +32) for i = 0, 1, .. below the pass's last key, one key a
-// lane: the lane reads its key's K row straight from the pool (16 bytes at a time where
-// rows allow) and dots it with every slot's query (in shared memory, read by broadcast),
-// so a K row is read once for up to 8 heads. Each slot then folds the tile's 32 scores
-// into its online softmax (warp max, warp sum) and adds p_j v_j for the tile's keys in
-// order, the warp reading key j's V row with each lane holding DL consecutive dimensions.
-// After the pass's keys, warp i merges slot i's 8 warp partials in warp order. Which warp
-// takes a key depends on its position alone, so a slot's result does not depend on the
-// other slots, rows or sequences of the launch.
-//
-// Shared memory (floats): the pass's queries Q [PA_PASS][D]; per warp, its tile's
-// probabilities P [32 keys][PA_PASS] and the keys' pool rows (ints) [32]; the warps'
-// partials M [PA_WARPS][PA_PASS][D + 2] (o, then m and l).
-template <typename T, int N> struct alignas(N * sizeof(T) < 16 ? N * sizeof(T) : 16) vecn {
-    T v[N];
-};
-
-// Elements d0 .. d0 + N - 1 (those below D) of a row as fp32: one vector load when the
-// row's vectors are 16-byte aligned (vec) and all N lie in the row, else one at a time.
-template <typename T, int N>
-__device__ __forceinline__ void load_part(const T *row, int d0, int D, bool vec, float *v) {
-    if (vec && d0 + N <= D) {
-        const vecn<T, N> x = *reinterpret_cast<const vecn<T, N> *>(row + d0);
-#pragma unroll
-        for (int c = 0; c < N; c++) v[c] = load_f(&x.v[c]);
-    } else {
-#pragma unroll
-        for (int c = 0; c < N; c++) v[c] = d0 + c < D ? load_f(row + d0 + c) : 0.0f;
-    }
-}
-
-static size_t attention_smem_floats(int D) {
-    return (size_t)PA_PASS * D + (size_t)PA_WARPS * PA_KT * PA_PASS + (size_t)PA_WARPS * PA_KT +
-           (size_t)PA_WARPS * PA_PASS * (D + 2);
-}
-
-template <typename T, int DL>
-__global__ void __launch_bounds__(PA_THREADS, 2) paged_attention_kernel(const pa_params p) {
-    extern __shared__ __align__(16) float smem[]; // 16-byte reads of Q and P below
+// phase 2) or a group (phase 1). 8 warps; slot s = r * group + j (row r of the tile, query
+// head g * group + j) belongs to warp s % 8, as its (s / 8)-th slot. Shared memory (fp32):
+// Q [qt * group][D], K tile [32][KS], V tile [32][D]. The K row stride KS = D + 4 when
+// D % 4 == 0 (the dot product then reads Q and K 16 bytes at a time, and lane i's row
+// starts 4 i banks along, so each quarter warp's 16-byte reads hit distinct banks), else
+// D + 1 (one float at a time).
+// Decode's one slot a warp keeps three blocks resident an SM (at most 85 registers).
+template <typename T, int DL, int SPW>
+__global__ void __launch_bounds__(PA_THREADS, SPW == 1 ? 3 : 1) paged_attention_kernel(const pa_params p) {
+    extern __shared__ __align__(16) float smem[]; // 16-byte reads of Q and K below
     const int D = p.D, group = p.group, g = blockIdx.y;
     const int unit = blockIdx.x / p.tiles, tile = blockIdx.x % p.tiles;
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
@@ -177,193 +148,133 @@ __global__ void __launch_bounds__(PA_THREADS, 2) paged_attention_kernel(const pa
     const int n_rows = min(p.qt, r_hi - row0), n_slots = n_rows * group;
     // rows of a tile are consecutive positions, so the last row reaches furthest
     auto row_hi = [&](int r) { return min(causal ? pos0 + (row0 - r_lo) + r + 1 : fixed_hi, lo_end); };
-    const size_t TH = (size_t)p.T * p.H;
-    const int part = p.part0 + (int)blockIdx.z;
-    auto out_row = [&](int slot) { // the (row, head) pair of a slot
-        const int r = slot / group, j = slot - r * group;
-        return (size_t)(row0 + r) * p.H + g * group + j;
-    };
+    const int kmax = row_hi(n_rows - 1);
 
-    if (!bad && row_hi(n_rows - 1) <= lo) { // no key for any row (a chunk past the sequence)
-        // lse = -inf alone marks an empty part: the merge skips it without reading its values
-        for (int slot = tid; slot < n_slots; slot += PA_THREADS) {
-            if (p.part_out) p.part_lse[(size_t)part * TH + out_row(slot)] = -INFINITY;
-            else p.lse[out_row(slot)] = -INFINITY; // not reached: a plain row sees its own position
-        }
-        return;
+    const bool vec4 = (D & 3) == 0;
+    const int KS = vec4 ? D + 4 : D + 1;
+    float *Qs = smem, *Ks = Qs + (size_t)p.qt * group * D, *Vs = Ks + PA_KT * KS;
+    float m[SPW], l[SPW], o[SPW][DL];
+    int hi[SPW];
+#pragma unroll
+    for (int i = 0; i < SPW; i++) {
+        const int slot = warp + PA_WARPS * i;
+        hi[i] = slot < n_slots ? row_hi(slot / group) : lo;
+        m[i] = -INFINITY, l[i] = 0.0f;
+#pragma unroll
+        for (int c = 0; c < DL; c++) o[i][c] = 0.0f;
     }
 
-    float *Qs = smem, *Ps = Qs + PA_PASS * D;
-    int *Js = reinterpret_cast<int *>(Ps + PA_WARPS * PA_KT * PA_PASS);
-    float *Ms = reinterpret_cast<float *>(Js + PA_WARPS * PA_KT);
-    float *ps = Ps + warp * PA_KT * PA_PASS; // this warp's P [32][PA_PASS]
-    int *js = Js + warp * PA_KT;
-    const T *q = static_cast<const T *>(p.q);
-    const T *kc = static_cast<const T *>(p.k_cache), *vc = static_cast<const T *>(p.v_cache);
-    const bool vec = p.vec;
-    constexpr int VEC = 16 / sizeof(T);
-    const int d_lane = lane * DL; // this lane's dimensions: d_lane .. d_lane + DL - 1
-
-    for (int s0 = 0; s0 < n_slots && !bad; s0 += PA_PASS) {
-        const int ns = min(PA_PASS, n_slots - s0);
-        const int kmax = row_hi((s0 + ns - 1) / group); // the pass's last slot reaches furthest
-        float m[PA_PASS], l[PA_PASS], o[PA_PASS][DL];
-        int hi[PA_PASS];
-#pragma unroll
-        for (int i = 0; i < PA_PASS; i++) {
-            hi[i] = i < ns ? row_hi((s0 + i) / group) : lo;
-            m[i] = -INFINITY, l[i] = 0.0f;
-#pragma unroll
-            for (int c = 0; c < DL; c++) o[i][c] = 0.0f;
+    if (!bad && kmax > lo) {
+        const T *q = static_cast<const T *>(p.q);
+        for (int idx = tid; idx < n_slots * D; idx += PA_THREADS) {
+            const int slot = idx / D, d = idx - slot * D, r = slot / group, j = slot - r * group;
+            Qs[idx] = load_f(q + ((size_t)(row0 + r) * p.H + g * group + j) * D + d);
         }
-        __syncthreads(); // the previous pass is done with Q and M
-        for (int idx = tid; idx < PA_PASS * D; idx += PA_THREADS) {
-            const int i = idx / D, d = idx - i * D; // zeros for missing slots: never used, but defined
-            Qs[idx] = i < ns ? load_f(q + out_row(s0 + i) * D + d) : 0.0f;
-        }
-        __syncthreads();
-
-        int block_bad = 0;
-        for (int k0 = lo + warp * PA_KT; k0 < kmax; k0 += PA_WARPS * PA_KT) {
-            // this lane's key: its slot in the pool (n_blocks * block_size fits an int), or -1 past kmax
-            const int pos = k0 + lane;
-            int krow = -1;
-            if (pos < kmax) {
-                const int blk = table[pos >> p.bs_log2];
-                if (blk >= 0 && blk < p.n_blocks) krow = (blk << p.bs_log2) + (pos & bs_mask);
-                else block_bad = 1;
-            }
-            // its scores against the pass's slots, each a dot product in the order d = 0, 1, ..
-            float dot[PA_PASS];
-#pragma unroll
-            for (int i = 0; i < PA_PASS; i++) dot[i] = 0.0f;
-            if (krow >= 0) {
-                const T *kr = kc + ((size_t)krow * p.KV + g) * D;
-                if (vec) {
-#pragma unroll
-                    for (int d0 = 0; d0 < 32 * DL; d0 += VEC) {
-                        if (d0 >= D) break;
-                        float kf[VEC];
-                        load_w<T, VEC>(kr + d0, kf);
-#pragma unroll
-                        for (int x = 0; x < VEC; x += 4) {
-#pragma unroll
-                            for (int i = 0; i < PA_PASS; i++) {
-                                const float4 qv = *reinterpret_cast<const float4 *>(Qs + i * D + d0 + x);
-                                dot[i] = __fmaf_rn(qv.x, kf[x], dot[i]);
-                                dot[i] = __fmaf_rn(qv.y, kf[x + 1], dot[i]);
-                                dot[i] = __fmaf_rn(qv.z, kf[x + 2], dot[i]);
-                                dot[i] = __fmaf_rn(qv.w, kf[x + 3], dot[i]);
-                            }
+        const T *kc = static_cast<const T *>(p.k_cache), *vc = static_cast<const T *>(p.v_cache);
+        for (int k0 = lo; k0 < kmax; k0 += PA_KT) {
+            __syncthreads(); // the previous tile is consumed (and, the first time, Q is staged)
+            // Gather keys k0 .. k0 + 31 (zeros past kmax) through the block table.
+            int block_bad = 0;
+            if (p.vec) {
+                constexpr int VEC = 16 / sizeof(T);
+                const int nv = D / VEC;
+                for (int idx = tid; idx < PA_KT * nv; idx += PA_THREADS) {
+                    const int j = idx / nv, c = (idx - j * nv) * VEC, pos = k0 + j;
+                    float kf[VEC], vf[VEC];
+                    bool loaded = false;
+                    if (pos < kmax) {
+                        const int blk = table[pos >> p.bs_log2];
+                        if (blk >= 0 && blk < p.n_blocks) {
+                            const size_t slot = ((size_t)blk << p.bs_log2) + (pos & bs_mask);
+                            const size_t off = (slot * p.KV + g) * D + c;
+                            load_w<T, VEC>(kc + off, kf); // cuda_common.cuh: one 16-byte load
+                            load_w<T, VEC>(vc + off, vf);
+                            loaded = true;
+                        } else {
+                            block_bad = 1;
                         }
                     }
-                } else {
-                    for (int d = 0; d < D; d++) {
-                        const float kf = load_f(kr + d);
+                    // p.vec implies D % 4 == 0, so KS = D + 4 and both rows take 16-byte stores
 #pragma unroll
-                        for (int i = 0; i < PA_PASS; i++) dot[i] = __fmaf_rn(Qs[i * D + d], kf, dot[i]);
+                    for (int x = 0; x < VEC; x += 4) {
+                        *reinterpret_cast<float4 *>(Ks + j * KS + c + x) =
+                            loaded ? make_float4(kf[x], kf[x + 1], kf[x + 2], kf[x + 3]) : make_float4(0, 0, 0, 0);
+                        *reinterpret_cast<float4 *>(Vs + j * D + c + x) =
+                            loaded ? make_float4(vf[x], vf[x + 1], vf[x + 2], vf[x + 3]) : make_float4(0, 0, 0, 0);
                     }
                 }
+            } else {
+                for (int idx = tid; idx < PA_KT * D; idx += PA_THREADS) {
+                    const int j = idx / D, d = idx - j * D, pos = k0 + j;
+                    float kf = 0.0f, vf = 0.0f;
+                    if (pos < kmax) {
+                        const int blk = table[pos >> p.bs_log2];
+                        if (blk >= 0 && blk < p.n_blocks) {
+                            const size_t slot = ((size_t)blk << p.bs_log2) + (pos & bs_mask);
+                            const size_t off = (slot * p.KV + g) * D + d;
+                            kf = load_f(kc + off), vf = load_f(vc + off);
+                        } else {
+                            block_bad = 1;
+                        }
+                    }
+                    Ks[j * KS + d] = kf;
+                    Vs[j * D + d] = vf;
+                }
             }
-            // the online softmax of each slot that sees this tile (uniform across the warp)
-            float pr[PA_PASS];
+            if (__syncthreads_or(block_bad)) { // the same answer in every thread
+                bad = true;
+                break;
+            }
 #pragma unroll
-            for (int i = 0; i < PA_PASS; i++) {
-                pr[i] = 0.0f;
-                if (i >= ns || k0 >= hi[i]) continue;
-                const bool valid = krow >= 0 && pos < hi[i];
-                const float s = valid ? __fmul_rn(p.scale, dot[i]) : -INFINITY;
-                const float m_new = fmaxf(m[i], warp_max(s)); // finite unless lane 0's block is bad
-                pr[i] = valid ? expf(s - m_new) : 0.0f;
+            for (int i = 0; i < SPW; i++) {
+                const int slot = warp + PA_WARPS * i;
+                if (slot >= n_slots || k0 >= hi[i]) continue; // the same for every lane of the warp
+                const int nk = min(PA_KT, hi[i] - k0);        // keys of this tile the slot sees
+                const bool valid = lane < nk;
+                float s = -INFINITY;
+                if (valid) {
+                    const float *qs = Qs + slot * D, *ks = Ks + lane * KS;
+                    float dot = 0.0f; // summed in the order d = 0, 1, .. either way
+                    if (vec4) {
+                        for (int d = 0; d < D; d += 4) {
+                            const float4 qv = *reinterpret_cast<const float4 *>(qs + d);
+                            const float4 kv = *reinterpret_cast<const float4 *>(ks + d);
+                            dot = __fmaf_rn(qv.x, kv.x, dot);
+                            dot = __fmaf_rn(qv.y, kv.y, dot);
+                            dot = __fmaf_rn(qv.z, kv.z, dot);
+                            dot = __fmaf_rn(qv.w, kv.w, dot);
+                        }
+                    } else {
+                        for (int d = 0; d < D; d++) dot = __fmaf_rn(qs[d], ks[d], dot);
+                    }
+                    s = __fmul_rn(p.scale, dot);
+                }
+                const float m_new = fmaxf(m[i], warp_max(s)); // finite: lane 0's key is valid
+                const float pr = valid ? expf(s - m_new) : 0.0f;
                 const float corr = expf(m[i] - m_new); // 0 on the slot's first tile (m = -inf)
-                l[i] = __fmaf_rn(l[i], corr, warp_sum(pr[i]));
+                l[i] = __fmaf_rn(l[i], corr, warp_sum(pr));
 #pragma unroll
                 for (int c = 0; c < DL; c++) o[i][c] = __fmul_rn(o[i][c], corr);
+                for (int j = 0; j < nk; j++) {
+                    const float pj = __shfl_sync(FULL_MASK, pr, j);
+#pragma unroll
+                    for (int c = 0; c < DL; c++) {
+                        const int d = lane + 32 * c;
+                        if (d < D) o[i][c] = __fmaf_rn(pj, Vs[j * D + d], o[i][c]);
+                    }
+                }
                 m[i] = m_new;
-            }
-#pragma unroll
-            for (int i = 0; i < PA_PASS; i += 4)
-                *reinterpret_cast<float4 *>(ps + lane * PA_PASS + i) =
-                    make_float4(pr[i], pr[i + 1], pr[i + 2], pr[i + 3]);
-            js[lane] = krow;
-            __syncwarp();
-            // p_j v_j for each slot's keys of the tile, in key order
-            const int nk = min(PA_KT, kmax - k0);
-            for (int j = 0; j < nk; j++) {
-                const int vrow = js[j];
-                if (vrow < 0) continue; // a bad block: the rows become NaN below
-                float v[DL];
-                load_part<T, DL>(vc + ((size_t)vrow * p.KV + g) * D, d_lane, D, vec, v);
-                const float4 pa = *reinterpret_cast<const float4 *>(ps + j * PA_PASS);
-                const float4 pb = *reinterpret_cast<const float4 *>(ps + j * PA_PASS + 4);
-                const float pj[8] = {pa.x, pa.y, pa.z, pa.w, pb.x, pb.y, pb.z, pb.w};
-#pragma unroll
-                for (int i = 0; i < PA_PASS; i++) {
-                    if (i >= ns || k0 + j >= hi[i]) continue; // keys the slot sees, and no others
-#pragma unroll
-                    for (int c = 0; c < DL; c++) o[i][c] = __fmaf_rn(pj[i], v[c], o[i][c]);
-                }
-            }
-            __syncwarp(); // P and the rows are read before the next tile writes them
-        }
-        if (__syncthreads_or(block_bad)) { // the same answer in every thread
-            bad = true;
-            break;
-        }
-        // the warps' partials, then warp i merges slot i's in warp order
-#pragma unroll
-        for (int i = 0; i < PA_PASS; i++) {
-            if (i >= ns) continue;
-            float *mw = Ms + (size_t)(warp * PA_PASS + i) * (D + 2);
-#pragma unroll
-            for (int c = 0; c < DL; c++)
-                if (d_lane + c < D) mw[d_lane + c] = o[i][c];
-            if (lane == 0) mw[D] = m[i], mw[D + 1] = l[i];
-        }
-        __syncthreads();
-        if (warp < ns) {
-            const int i = warp;
-            float mx = -INFINITY;
-            for (int w = 0; w < PA_WARPS; w++) mx = fmaxf(mx, Ms[(size_t)(w * PA_PASS + i) * (D + 2) + D]);
-            float lsum = 0.0f, acc[DL];
-#pragma unroll
-            for (int c = 0; c < DL; c++) acc[c] = 0.0f;
-            if (mx != -INFINITY) {
-                for (int w = 0; w < PA_WARPS; w++) {
-                    const float *mw = Ms + (size_t)(w * PA_PASS + i) * (D + 2);
-                    if (mw[D] == -INFINITY) continue; // a warp with no key for the slot
-                    const float f = expf(mw[D] - mx);
-                    lsum = __fmaf_rn(mw[D + 1], f, lsum);
-#pragma unroll
-                    for (int c = 0; c < DL; c++)
-                        if (d_lane + c < D) acc[c] = __fmaf_rn(mw[d_lane + c], f, acc[c]);
-                }
-            }
-            const bool empty = mx == -INFINITY; // no key: o = 0, lse = -inf (a partial the merge skips)
-            const float inv = empty ? 0.0f : 1.0f / lsum;
-            const float row_lse = empty ? -INFINITY : __fadd_rn(mx, logf(lsum));
-            const size_t row = out_row(s0 + i);
-            if (p.part_out) {
-                float *dst = p.part_out + ((size_t)part * TH + row) * D;
-#pragma unroll
-                for (int c = 0; c < DL; c++)
-                    if (d_lane + c < D) dst[d_lane + c] = acc[c] * inv;
-                if (lane == 0) p.part_lse[(size_t)part * TH + row] = row_lse;
-            } else {
-                T *dst = static_cast<T *>(p.out) + row * D;
-#pragma unroll
-                for (int c = 0; c < DL; c++)
-                    if (d_lane + c < D) store_f(dst + d_lane + c, acc[c] * inv);
-                if (lane == 0) p.lse[row] = row_lse;
             }
         }
     }
 
+    const size_t TH = (size_t)p.T * p.H;
+    const int part = p.part0 + (int)blockIdx.z;
     if (bad) { // NaN into every row of the tile (the last tile also takes rows no tile covers)
         const int rows_end = tile == p.tiles - 1 ? r_hi : row0 + n_rows;
         for (int idx = tid; idx < (rows_end - row0) * group * D; idx += PA_THREADS) {
-            const int slot = idx / D, d = idx - slot * D;
-            const size_t row = out_row(slot);
+            const int slot = idx / D, d = idx - slot * D, r = slot / group, j = slot - r * group;
+            const size_t row = (size_t)(row0 + r) * p.H + g * group + j;
             if (p.part_out) {
                 p.part_out[((size_t)part * TH + row) * D + d] = NAN;
                 if (d == 0) p.part_lse[(size_t)part * TH + row] = NAN;
@@ -372,6 +283,34 @@ __global__ void __launch_bounds__(PA_THREADS, 2) paged_attention_kernel(const pa
                 if (d == 0) p.lse[row] = NAN;
             }
         }
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < SPW; i++) {
+        const int slot = warp + PA_WARPS * i;
+        if (slot >= n_slots) continue;
+        const int r = slot / group, j = slot - r * group;
+        const size_t row = (size_t)(row0 + r) * p.H + g * group + j;
+        const bool empty = hi[i] <= lo; // no key: o = 0, lse = -inf (a partial the merge skips)
+        const float inv = empty ? 0.0f : 1.0f / l[i];
+        const float row_lse = empty ? -INFINITY : __fadd_rn(m[i], logf(l[i]));
+        if (p.part_out) {
+            float *dst = p.part_out + ((size_t)part * TH + row) * D;
+#pragma unroll
+            for (int c = 0; c < DL; c++) {
+                const int d = lane + 32 * c;
+                if (d < D) dst[d] = o[i][c] * inv;
+            }
+            if (lane == 0) p.part_lse[(size_t)part * TH + row] = row_lse;
+        } else {
+            T *dst = static_cast<T *>(p.out) + row * D;
+#pragma unroll
+            for (int c = 0; c < DL; c++) {
+                const int d = lane + 32 * c;
+                if (d < D) store_f(dst + d, o[i][c] * inv);
+            }
+            if (lane == 0) p.lse[row] = row_lse;
+        }
     }
 }
 
@@ -379,53 +318,42 @@ __global__ void __launch_bounds__(PA_THREADS, 2) paged_attention_kernel(const pa
 //
 // out, lse of each of `rows` (row, head) pairs from n_parts partials merged in part order,
 // attention_merge's arithmetic step for step: starting from (0, -inf), a part with
-// lse = -inf is skipped (its values are not read: they may never have been written), the
-// first other one is taken as it is, each later one merged in double with
-// m = max(la, lb), a = exp(la - m), b = exp(lb - m), rounding o and lse to fp32 after
-// every step. One warp per row, the head dimension across the lanes (DL values a lane).
-// The parts come in batches of PM whose loads all go out before the batch is merged, so
-// a part's loads do not wait on the previous part's arithmetic.
-#define PM 8
-template <typename T, int DL>
+// lse = -inf is skipped, the first other one is taken as it is, each later one merged in
+// double with m = max(la, lb), a = exp(la - m), b = exp(lb - m), rounding o and lse to
+// fp32 after every step. One warp per row, the head dimension across the lanes.
+template <typename T>
 __global__ void __launch_bounds__(256) paged_merge_kernel(T *out, float *lse, const float *part_out,
                                                           const float *part_lse, int n_parts, int rows, int D) {
     const int row = blockIdx.x * 8 + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= rows) return;
-    float o[DL];
+    float o[PA_MAX_D / 32];
 #pragma unroll
-    for (int c = 0; c < DL; c++) o[c] = 0.0f;
+    for (int c = 0; c < PA_MAX_D / 32; c++) o[c] = 0.0f;
     float acc_lse = -INFINITY;
-    for (int p0 = 0; p0 < n_parts; p0 += PM) {
-        float lb_f[PM], ob[PM][DL];
+    for (int part = 0; part < n_parts; part++) {
+        const float lb_f = part_lse[(size_t)part * rows + row];
+        if (lb_f == -INFINITY) continue;
+        const float *ob = part_out + ((size_t)part * rows + row) * D;
+        if (acc_lse == -INFINITY) {
 #pragma unroll
-        for (int k = 0; k < PM; k++) lb_f[k] = p0 + k < n_parts ? part_lse[(size_t)(p0 + k) * rows + row] : -INFINITY;
-#pragma unroll
-        for (int k = 0; k < PM; k++) {
-            const float *src = part_out + ((size_t)(p0 + k) * rows + row) * D;
-#pragma unroll
-            for (int c = 0; c < DL; c++) {
+            for (int c = 0; c < PA_MAX_D / 32; c++) {
                 const int d = lane + 32 * c;
-                ob[k][c] = lb_f[k] != -INFINITY && d < D ? src[d] : 0.0f;
+                if (d < D) o[c] = ob[d];
             }
+            acc_lse = lb_f;
+            continue;
         }
+        const double la = acc_lse, lb = lb_f, mx = la > lb ? la : lb, a = exp(la - mx), b = exp(lb - mx);
+        const double inv = 1.0 / (a + b);
 #pragma unroll
-        for (int k = 0; k < PM; k++) {
-            if (lb_f[k] == -INFINITY) continue;
-            if (acc_lse == -INFINITY) {
-#pragma unroll
-                for (int c = 0; c < DL; c++) o[c] = ob[k][c];
-                acc_lse = lb_f[k];
-                continue;
-            }
-            const double la = acc_lse, lb = lb_f[k], mx = la > lb ? la : lb, a = exp(la - mx), b = exp(lb - mx);
-            const double inv = 1.0 / (a + b);
-#pragma unroll
-            for (int c = 0; c < DL; c++) o[c] = (float)((a * o[c] + b * ob[k][c]) * inv);
-            acc_lse = (float)(mx + log(a + b));
+        for (int c = 0; c < PA_MAX_D / 32; c++) {
+            const int d = lane + 32 * c;
+            if (d < D) o[c] = (float)((a * o[c] + b * ob[d]) * inv);
         }
+        acc_lse = (float)(mx + log(a + b));
     }
 #pragma unroll
-    for (int c = 0; c < DL; c++) {
+    for (int c = 0; c < PA_MAX_D / 32; c++) {
         const int d = lane + 32 * c;
         if (d < D) store_f(out + (size_t)row * D + d, o[c]);
     }
@@ -566,31 +494,42 @@ static int check_attention(const char *fn, kern_dtype dt, const void *out, const
     return 0;
 }
 
-// Row tiles for units of up to max_rows rows: qt rows a block, as many as fill a pass
-// (qt * group <= PA_PASS) and at least one, so a decode row's heads take one pass.
+// Row tiles for units of up to max_rows rows: qt rows a block (qt * group <= PA_SLOTS).
 static int set_tiles(const char *fn, pa_params *p, int max_rows, long long units, rlvr_err *e) {
-    const int fill = p->group < PA_PASS ? PA_PASS / p->group : 1;
-    p->qt = fill < max_rows ? fill : max_rows;
+    p->qt = PA_SLOTS / p->group < max_rows ? PA_SLOTS / p->group : max_rows;
     p->tiles = (max_rows + p->qt - 1) / p->qt;
     if (units * p->tiles > INT_MAX)
         return err_set(e, "%s: %lld units of %d row tiles is too large a grid", fn, units, p->tiles);
     return 0;
 }
 
+static size_t attention_smem(const pa_params *p) {
+    const int ks = p->D % 4 == 0 ? p->D + 4 : p->D + 1; // the kernel's K row stride
+    return ((size_t)p->qt * p->group * p->D + (size_t)PA_KT * (ks + p->D)) * sizeof(float);
+}
+
 template <typename T> static int launch_attention(const pa_params *p, dim3 grid, cudaStream_t s, rlvr_err *e) {
-    const size_t smem = attention_smem_floats(p->D) * sizeof(float);
-#define PA_LAUNCH(DL)                                                                                \
+    const size_t smem = attention_smem(p);
+#define PA_LAUNCH(DL, SPW)                                                                           \
     do {                                                                                             \
-        CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<T, DL>,                               \
+        CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<T, DL, SPW>,                          \
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),     \
                    e);                                                                               \
-        paged_attention_kernel<T, DL><<<grid, PA_THREADS, smem, s>>>(*p);                            \
+        paged_attention_kernel<T, DL, SPW><<<grid, PA_THREADS, smem, s>>>(*p);                       \
     } while (0)
-    // DL >= ceil(D / 32) dimensions a lane; three instantiations a dtype keep the build
-    // short (unused accumulators cost registers only).
-    if (p->D <= 64) PA_LAUNCH(2);
-    else if (p->D <= 128) PA_LAUNCH(4);
-    else PA_LAUNCH(8);
+#define PA_LAUNCH_SPW(DL)                                                                            \
+    do {                                                                                             \
+        if (p->qt * p->group <= PA_WARPS) PA_LAUNCH(DL, 1);                                          \
+        else PA_LAUNCH(DL, PA_SLOTS / PA_WARPS);                                                     \
+    } while (0)
+    // DL >= ceil(D / 32) accumulators a lane, SPW slots a warp. Decode (a row's H / KV <= 8
+    // heads) takes one slot a warp, which keeps registers, hence occupancy, where the
+    // memory-bound case needs them; prefill tiles and cascade phase 1 take 8 (64 slots).
+    // Six instantiations a dtype keep the build short; unused accumulators cost registers only.
+    if (p->D <= 64) PA_LAUNCH_SPW(2);
+    else if (p->D <= 128) PA_LAUNCH_SPW(4);
+    else PA_LAUNCH_SPW(8);
+#undef PA_LAUNCH_SPW
 #undef PA_LAUNCH
     CUDA_CHECK(cudaGetLastError(), e);
     return 0;
@@ -603,19 +542,10 @@ static int launch_attention_dt(kern_dtype dt, const pa_params *p, dim3 grid, cud
 static int launch_merge(kern_dtype dt, void *out, float *lse, const float *part_out, const float *part_lse,
                         int n_parts, int rows, int D, cudaStream_t s, rlvr_err *e) {
     const unsigned blocks = (unsigned)((rows + 7) / 8);
-#define PM_LAUNCH(DL)                                                                                      \
-    do {                                                                                                   \
-        if (dt == KERN_BF16)                                                                               \
-            paged_merge_kernel<bf16, DL><<<blocks, 256, 0, s>>>((bf16 *)out, lse, part_out, part_lse,       \
-                                                                n_parts, rows, D);                         \
-        else                                                                                               \
-            paged_merge_kernel<float, DL><<<blocks, 256, 0, s>>>((float *)out, lse, part_out, part_lse,     \
-                                                                 n_parts, rows, D);                        \
-    } while (0)
-    if (D <= 64) PM_LAUNCH(2);
-    else if (D <= 128) PM_LAUNCH(4);
-    else PM_LAUNCH(8);
-#undef PM_LAUNCH
+    if (dt == KERN_BF16)
+        paged_merge_kernel<bf16><<<blocks, 256, 0, s>>>((bf16 *)out, lse, part_out, part_lse, n_parts, rows, D);
+    else
+        paged_merge_kernel<float><<<blocks, 256, 0, s>>>((float *)out, lse, part_out, part_lse, n_parts, rows, D);
     CUDA_CHECK(cudaGetLastError(), e);
     return 0;
 }
