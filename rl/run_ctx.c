@@ -396,6 +396,7 @@ static int open_gpu(rl_ctx *c, int sft, rlvr_err *e) {
     if (c->ref) {
         o.train = 0;
         o.recompute = 0;
+        o.invariant = 0; /* its log-probs feed the KL only, never a comparison with the rollout's */
         gpu_mem_plan_compute(&c->ref->cfg, &o, &p);
         gpu_mem_plan_format(&p, plan, sizeof plan);
         fprintf(c->out, "reference model on the GPU (forward only)\n%s", plan);
