@@ -161,8 +161,8 @@ int main(int argc, char **argv) {
                graph_steps, N - 1);
         printf("RESULT impl=rlvr%s model=%s batch=%d prompt=%d new=%d prefill_ms=%.2f step_ms=%.4f decode_tps=%.1f "
                "total_tps=%.1f roof_ms=%.4f\n",
-               invariant ? "-inv" : eager ? "-eager" : "", name, B, P, N, 1e3 * t_pre, 1e3 * step, B / step, (double)B * N / t_full,
-               1e3 * roof);
+               invariant ? "-inv" : eager ? "-eager" : "", name, B, P, N, 1e3 * t_pre, 1e3 * step, B / step,
+               (double)B * N / t_full, 1e3 * roof);
         fflush(stdout);
         gen_free(&gp);
         gen_free(&gf);

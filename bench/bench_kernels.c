@@ -93,13 +93,13 @@ static int attn_bwd(void *c, rlvr_err *e) {
 }
 static int lm_fwd(void *c, rlvr_err *e) {
     bench *b = c;
-    return kern_lmhead_logprobs(b->blas, KERN_BF16, 0, b->logz, b->logp, b->ent, b->xn, b->w_head, b->targets, b->T, b->C,
-                                b->V, b->chunk, b->lm_ws, NULL, NULL, NULL, e);
+    return kern_lmhead_logprobs(b->blas, KERN_BF16, 0, b->logz, b->logp, b->ent, b->xn, b->w_head, b->targets, b->T,
+                                b->C, b->V, b->chunk, b->lm_ws, NULL, NULL, NULL, e);
 }
 static int lm_bwd(void *c, rlvr_err *e) {
     bench *b = c;
-    return kern_lmhead_backward(b->blas, KERN_BF16, 0, b->dxn, b->dw_head, b->xn, b->w_head, b->targets, b->dlogp, b->dlogp,
-                                b->logz, b->ent, b->T, b->C, b->V, b->chunk, b->lm_ws, NULL, NULL, NULL, e);
+    return kern_lmhead_backward(b->blas, KERN_BF16, 0, b->dxn, b->dw_head, b->xn, b->w_head, b->targets, b->dlogp,
+                                b->dlogp, b->logz, b->ent, b->T, b->C, b->V, b->chunk, b->lm_ws, NULL, NULL, NULL, e);
 }
 static int norm_fwd(void *c, rlvr_err *e) {
     bench *b = c;

@@ -146,8 +146,8 @@ int main(int argc, char **argv) {
             m->n_params, util_now() - t);
     char list[256];
     snprintf(list, sizeof list, "%s", seqs);
-    for (char *p = strtok(list, ","); p; p = strtok(NULL, ",")) run(m, name, atoi(p), tokens, micro, steps, warmup, dt, recompute, lm_keep, lm_chunk,
-                                                                   invariant);
+    for (char *p = strtok(list, ","); p; p = strtok(NULL, ","))
+        run(m, name, atoi(p), tokens, micro, steps, warmup, dt, recompute, lm_keep, lm_chunk, invariant);
     model_free(m);
     return 0;
 }

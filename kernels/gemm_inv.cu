@@ -105,7 +105,8 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)
         const int c = n0 + wn + 8 * j + 2 * t; // this lane's two columns: c, c + 1
         if (c >= N) continue;
         const bool both = c + 1 < N;
-        const float b0 = bias ? __bfloat162float(bias[c]) : 0.0f, b1 = bias && both ? __bfloat162float(bias[c + 1]) : 0.0f;
+        const float b0 = bias ? __bfloat162float(bias[c]) : 0.0f;
+        const float b1 = bias && both ? __bfloat162float(bias[c + 1]) : 0.0f;
 #pragma unroll
         for (int i = 0; i < MF; i++)
 #pragma unroll

@@ -221,10 +221,10 @@ int kern_lmhead_logprobs_of_logits(float *logz, float *logp, const float *logits
  * takes the probabilities the forward kept; without them it recomputes each chunk's
  * logits (with the forward's `invariant` choice). targets must lie in [0, V). Same
  * workspace as the forward. Deterministic. CPU twin: lmhead_backward (model_backward). */
-int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, int invariant, float *dx, float *dw, const void *x, const void *w,
-                         const int *targets, const float *dlogp, const float *dentropy, const float *logz,
-                         const float *entropy, int T, int C, int V, int chunk, void *workspace, const void *probs,
-                         const float *chunk_max, void *stream, rlvr_err *e);
+int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, int invariant, float *dx, float *dw, const void *x,
+                         const void *w, const int *targets, const float *dlogp, const float *dentropy,
+                         const float *logz, const float *entropy, int T, int C, int V, int chunk, void *workspace,
+                         const void *probs, const float *chunk_max, void *stream, rlvr_err *e);
 
 /* ---- attention (kernels/attention.cu) ------------------------------------------------------- */
 

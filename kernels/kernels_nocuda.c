@@ -143,10 +143,10 @@ int kern_lmhead_logprobs_of_logits(float *logz, float *logp, const float *logits
     return err_set(e, "built without CUDA");
 }
 
-int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, int invariant, float *dx, float *dw, const void *x, const void *w,
-                         const int *targets, const float *dlogp, const float *dentropy, const float *logz,
-                         const float *entropy, int T, int C, int V, int chunk, void *workspace, const void *probs,
-                         const float *chunk_max, void *stream, rlvr_err *e) {
+int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, int invariant, float *dx, float *dw, const void *x,
+                         const void *w, const int *targets, const float *dlogp, const float *dentropy,
+                         const float *logz, const float *entropy, int T, int C, int V, int chunk, void *workspace,
+                         const void *probs, const float *chunk_max, void *stream, rlvr_err *e) {
     return err_set(e, "built without CUDA");
 }
 

@@ -65,7 +65,8 @@ __global__ void lm_init_kernel(float *m, float *tl, double *s, double *w, int T)
     w[t] = 0.0;
 }
 
-// One block per row t: fold logits[t, 0..vc) (row stride ld; vocabulary v0..v0+vc) into the row's state,
+// One block per row t: fold logits[t, 0..vc) (row stride ld; vocabulary v0..v0+vc) into the
+// row's state,
 // reading the chunk once: each thread keeps an online softmax over its own elements (W at
 // a time: 8 when vc is a multiple of 8, 1 otherwise), rescaled to the chunk's max at the end.
 template <int W>
@@ -144,7 +145,8 @@ static int check_args(const char *fn, kern_dtype dt, int T, int C, int V, int ch
 // engine's kern_matmul_invariant gave it.
 static int chunk_logits(kern_blas *blas, kern_dtype dt, int invariant, float *logits, const void *x,
                         const void *w_chunk, int T, int vc, int C, void *stream, rlvr_err *e) {
-    if (invariant) return kern_matmul_invariant(KERN_F32, logits, x, w_chunk, NULL, T, C, vc, KERN_INV_TILE_AUTO, stream, e);
+    if (invariant)
+        return kern_matmul_invariant(KERN_F32, logits, x, w_chunk, NULL, T, C, vc, KERN_INV_TILE_AUTO, stream, e);
     return kern_gemm(blas, dt, KERN_F32, 0, 1, T, vc, C, 1.0f, x, C, w_chunk, C, 0.0f, logits, vc, NULL, stream, e);
 }
 
@@ -172,7 +174,8 @@ extern "C" int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, int invarian
     if ((probs != NULL) != (chunk_max != NULL)) return err_set(e, "lmhead_logprobs: probs and chunk_max go together");
     if (probs && dt != KERN_BF16) return err_set(e, "lmhead_logprobs: kept probabilities are bf16 only");
     if (invariant && dt != KERN_BF16) return err_set(e, "lmhead_logprobs: the batch-invariant product is bf16 only");
-    if (probs && (uintptr_t)probs % 16) return err_set(e, "lmhead_logprobs: kept probabilities must be 16-byte aligned");
+    if (probs && (uintptr_t)probs % 16)
+        return err_set(e, "lmhead_logprobs: kept probabilities must be 16-byte aligned");
     cudaStream_t st = (cudaStream_t)stream;
     lm_ws ws = carve(workspace, T, chunk);
     const size_t row_bytes = (size_t)C * kern_dtype_size(dt);
@@ -277,7 +280,8 @@ static void launch_dlogits(T *dl, float *logits, const int *targets, const float
 }
 
 extern "C" int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, int invariant, float *dx, float *dw,
-                                    const void *x, const void *w, const int *targets, const float *dlogp, const float *dentropy,
+                                    const void *x, const void *w, const int *targets, const float *dlogp,
+                                    const float *dentropy,
                                     const float *logz, const float *entropy, int T, int C, int V, int chunk,
                                     void *workspace, const void *probs, const float *chunk_max, void *stream,
                                     rlvr_err *e) {

@@ -569,9 +569,9 @@ int gpu_model_forward(gpu_model *g, int n_seqs, const int *seq_len, const int *t
     int chunk = lm_chunk_of(c, &g->o);
     for (int r0 = 0; r0 < T; r0 += LM_ROWS) {
         int R = T - r0 < LM_ROWS ? T - r0 : LM_ROWS;
-        TRY(kern_lmhead_logprobs(g->blas, dt, g->o.invariant, b->logz + r0, b->logp + r0, b->ent + r0, at(g, b->xnf, (size_t)r0 * C),
-                                 g->lm_head, b->targets + r0, R, C, c->vocab, chunk, b->lm_ws, lm_probs_at(g, r0),
-                                 lm_cmax_at(g, r0), g->stream, e));
+        TRY(kern_lmhead_logprobs(g->blas, dt, g->o.invariant, b->logz + r0, b->logp + r0, b->ent + r0,
+                                 at(g, b->xnf, (size_t)r0 * C), g->lm_head, b->targets + r0, R, C, c->vocab, chunk,
+                                 b->lm_ws, lm_probs_at(g, r0), lm_cmax_at(g, r0), g->stream, e));
     }
     if (logp) TRY(kern_memcpy_d2h(logp, b->logp, (size_t)T * sizeof(float), e));
     if (entropy) TRY(kern_memcpy_d2h(entropy, b->ent, (size_t)T * sizeof(float), e));
@@ -645,10 +645,10 @@ int gpu_model_backward(gpu_model *g, const float *dlogp, const float *dentropy, 
     int chunk = lm_chunk_of(c, &g->o);
     for (int r0 = 0; r0 < T; r0 += LM_ROWS) {
         int R = T - r0 < LM_ROWS ? T - r0 : LM_ROWS;
-        TRY(kern_lmhead_backward(g->blas, dt, g->o.invariant, b->dxnf + (size_t)r0 * C, g->g_lm_head, at(g, b->xnf, (size_t)r0 * C),
-                                 g->lm_head, b->targets + r0, b->dlogp + r0, dentropy ? b->dent + r0 : NULL,
-                                 b->logz + r0, b->ent + r0, R, C, c->vocab, chunk, b->lm_ws, lm_probs_at(g, r0),
-                                 lm_cmax_at(g, r0), g->stream, e));
+        TRY(kern_lmhead_backward(g->blas, dt, g->o.invariant, b->dxnf + (size_t)r0 * C, g->g_lm_head,
+                                 at(g, b->xnf, (size_t)r0 * C), g->lm_head, b->targets + r0, b->dlogp + r0,
+                                 dentropy ? b->dent + r0 : NULL, b->logz + r0, b->ent + r0, R, C, c->vocab, chunk,
+                                 b->lm_ws, lm_probs_at(g, r0), lm_cmax_at(g, r0), g->stream, e));
     }
     const void *dxnf = b->dxnf;
     if (dt != KERN_F32) {

@@ -142,6 +142,11 @@ void gpu_paged_use_graphs(gpu_paged *p, int on);
 /* Decode steps run from graphs so far. */
 long long gpu_paged_graph_steps(const gpu_paged *p);
 /* Device bytes a gpu_paged of these sizes takes (pool and activations). */
+/* 0 when the engine can run config c batch-invariantly (gpu_model_opts.invariant: the
+ * attention in the training attention's tensor-core order needs head size 64 or 128 and at
+ * most 16 query heads a kv head); else -1 with a message naming both. gpu_paged_new checks
+ * it; rlvr train checks it at the start. */
+int gpu_paged_check_invariant(const model_config *c, rlvr_err *e);
 size_t gpu_paged_bytes(const model_config *c, kern_dtype dt, int n_blocks, int block_size, int max_tokens,
                        int max_seqs, int max_blocks, int max_draws);
 

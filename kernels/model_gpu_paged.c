@@ -135,6 +135,13 @@ size_t gpu_paged_bytes(const model_config *c, kern_dtype dt, int n_blocks, int b
     return pool_bytes(c, dt, n_blocks, block_size) + b.off + BLAS_WORKSPACE; /* + the side stream's */
 }
 
+int gpu_paged_check_invariant(const model_config *c, rlvr_err *e) {
+    if ((c->head_dim == 64 || c->head_dim == 128) && c->heads / c->kv_heads <= 16) return 0;
+    return err_set(e, "the batch-invariant engine needs a head size of 64 or 128 and at most 16 query heads a kv "
+                      "head (the training attention's tensor-core path); this model has %d and %d",
+                   c->head_dim, c->heads / c->kv_heads);
+}
+
 gpu_paged *gpu_paged_new(gpu_model *g, int n_blocks, int block_size, int max_tokens, int max_seqs, int max_blocks,
                          int max_draws, rlvr_err *e) {
     const model_config *c = &g->cfg;
@@ -160,12 +167,7 @@ gpu_paged *gpu_paged_new(gpu_model *g, int n_blocks, int block_size, int max_tok
                 (double)info.total_memory / (1 << 30));
         return NULL;
     }
-    if (g->o.invariant && ((c->head_dim != 64 && c->head_dim != 128) || c->heads / c->kv_heads > 16)) {
-        err_set(e, "GPU paged forward: the batch-invariant engine needs a head size of 64 or 128 and at most 16 "
-                   "query heads a kv head (the training attention's tensor-core path); this model has %d and %d",
-                c->head_dim, c->heads / c->kv_heads);
-        return NULL;
-    }
+    if (g->o.invariant && gpu_paged_check_invariant(c, e) != 0) return NULL;
     gpu_paged *p = calloc(1, sizeof *p);
     if (!p) {
         err_set(e, "out of memory");
@@ -409,14 +411,15 @@ int gpu_paged_sample(gpu_paged *p, int n, const kern_sample_params *params, uint
     int *d_tok = p->sample_out;
     float *d_logp = (float *)(d_tok + n);
     const int V = p->g->cfg.vocab;
-    TRY(kern_sample(p->logits, n, V, (const kern_sample_params *)d, (const uint64_t *)(d + np),
-                    (const uint64_t *)(d + np + nk), seed, d_tok, d_logp, p->g->stream, e));
     /* Sampling from the model's own softmax in the batch-invariant mode: the log-probability
-     * is refolded from the logits in the trainer's LM-head order, so it is the trainer's bits
-     * (the sampler's own sum differs in the last places). Other params sample another
-     * distribution, whose log-probability the trainer never computes. */
-    if (p->g->o.invariant && params->temperature == 1.0f && (params->top_k <= 0 || params->top_k >= V) &&
-        params->top_p >= 1.0f && params->min_p <= 0.0f)
+     * is folded from the logits in the trainer's LM-head order instead of the sampler's, so it
+     * is the trainer's bits. Other params sample another distribution, whose log-probability
+     * the trainer never computes. */
+    const int refold = p->g->o.invariant && params->temperature == 1.0f && (params->top_k <= 0 || params->top_k >= V) &&
+                       params->top_p >= 1.0f && params->min_p <= 0.0f;
+    TRY(kern_sample(p->logits, n, V, (const kern_sample_params *)d, (const uint64_t *)(d + np),
+                    (const uint64_t *)(d + np + nk), seed, d_tok, refold ? NULL : d_logp, p->g->stream, e));
+    if (refold)
         TRY(kern_lmhead_logprobs_of_logits(NULL, d_logp, p->logits, d_tok, n, V, gm_lm_chunk(p->g), p->lm_ws,
                                            p->g->stream, e));
     /* one copy out: the tokens, then their log-probs */

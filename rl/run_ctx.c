@@ -342,11 +342,9 @@ int rl_rollout_on_gpu(const rl_ctx *c) { return c->gpu && strcmp(c->cfg->rollout
  * rollout (grpo_step.c decodes a round's samples together). */
 static int check_gpu_rollouts(rl_ctx *c, kern_dtype dt, rlvr_err *e) {
     const rlvr_config *cfg = c->cfg;
-    const model_config *mc = &c->m->cfg;
-    if (cfg->train_batch_invariant && ((mc->head_dim != 64 && mc->head_dim != 128) || mc->heads / mc->kv_heads > 16))
-        return err_set(e, "train.batch_invariant = true with GPU rollouts needs a head size of 64 or 128 and at most 16 "
-                          "query heads a kv head (this model: %d and %d); set it to false or rollout.device = \"cpu\"",
-                       mc->head_dim, mc->heads / mc->kv_heads);
+    if (cfg->train_batch_invariant && gpu_paged_check_invariant(&c->m->cfg, e) != 0)
+        return err_prefix(e, "train.batch_invariant = true with GPU rollouts (set it to false or rollout.device = "
+                             "\"cpu\")");
     const sample_gen_opts o = {.max_new = (int)cfg->rollout_max_new_tokens, .batch = 0};
     const long long n = cfg->rollout_prompts_per_step * cfg->rollout_group_size;
     if (n > INT32_MAX / 4)

@@ -77,8 +77,8 @@ static void check_lmhead(kern_dtype dt, int T, int C, int V, int chunk, int keep
         CHECK(kern_lmhead_logprobs(blas, dt, 0, d_logz, d_logp, d_ent, d_x, d_w, d_targets, T, C, V, chunk, ws, d_probs,
                                    d_cmax, NULL, &e) == 0,
               "%s", e.msg);
-        CHECK(kern_lmhead_backward(blas, dt, 0, d_dx, d_dw, d_x, d_w, d_targets, d_dlogp, d_dent, d_logz, d_ent, T, C, V,
-                                   chunk, ws, d_probs, d_cmax, NULL, &e) == 0,
+        CHECK(kern_lmhead_backward(blas, dt, 0, d_dx, d_dw, d_x, d_w, d_targets, d_dlogp, d_dent, d_logz, d_ent, T, C,
+                                   V, chunk, ws, d_probs, d_cmax, NULL, &e) == 0,
               "%s", e.msg);
         for (int k = 0; k < 3; k++) got[run][k] = malloc((size_t)T * 4);
         got[run][3] = malloc(nx * 4), got[run][4] = malloc(nw * 4);
@@ -184,8 +184,9 @@ static void check_invariant(int T, int C, int V, int chunk) {
     gpu_check_close(what, all + T, want_lp, NULL, T, 1e-4, 1e-5, 0);
     int same = 1;
     for (int t = 0; t < T; t += T > 4 ? T / 4 : 1) { /* rows alone */
-        CHECK(kern_lmhead_logprobs(blas, KERN_BF16, 1, d_out, d_out + 1, d_out + 2, (const uint16_t *)d_x + (size_t)t * C,
-                                   d_w, d_t + t, 1, C, V, chunk, ws, NULL, NULL, NULL, &e) == 0,
+        CHECK(kern_lmhead_logprobs(blas, KERN_BF16, 1, d_out, d_out + 1, d_out + 2,
+                                   (const uint16_t *)d_x + (size_t)t * C, d_w, d_t + t, 1, C, V, chunk, ws, NULL, NULL,
+                                   NULL, &e) == 0,
               "%s", e.msg);
         gpu_download(KERN_F32, one, d_out, 3);
         const float row[3] = {all[t], all[T + t], all[2 * T + t]};
@@ -206,7 +207,8 @@ static void check_invariant(int T, int C, int V, int chunk) {
     printf("lmhead invariant T=%-4d C=%-4d V=%-6d chunk=%-5d rows alone, and from whole logits: %s\n", T, C, V, chunk,
            same ? "bit for bit" : "DIFFER");
     kern_free(d_x), kern_free(d_w), kern_free(d_t), kern_free(d_out), kern_free(d_logits), kern_free(ws);
-    free(x), free(w), free(targets), free(want_lz), free(want_lp), free(want_ent), free(all), free(one), free(of_logits);
+    free(x), free(w), free(targets), free(want_lz), free(want_lp), free(want_ent);
+    free(all), free(one), free(of_logits);
 }
 
 int main(void) {

@@ -30,7 +30,8 @@ static double run(model *m, gpu_model *g, int max_new, double *max_one_by_one) {
     const int V = m->cfg.vocab;
     int prompts[N_GROUPS][MAX_PROMPT];
     for (int p = 0; p < N_GROUPS; p++)
-        for (int k = 0; k < PROMPT_LEN[p]; k++) prompts[p][k] = (int)((37u * (unsigned)(p + 1) * (k + 3)) % (unsigned)V);
+        for (int k = 0; k < PROMPT_LEN[p]; k++)
+            prompts[p][k] = (int)((37u * (unsigned)(p + 1) * (k + 3)) % (unsigned)V);
     int *out = malloc((size_t)N * max_new * sizeof(int));
     float *out_logp = malloc((size_t)N * max_new * sizeof(float));
     sample_seq q[N];

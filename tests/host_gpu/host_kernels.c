@@ -363,10 +363,10 @@ int kern_lmhead_logprobs(kern_blas *blas, kern_dtype dt, int invariant, float *l
 }
 
 REPLACEABLE
-int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, int invariant, float *dx, float *dw, const void *x, const void *w,
-                         const int *targets, const float *dlogp, const float *dentropy, const float *logz,
-                         const float *entropy, int T, int C, int V, int chunk, void *workspace, const void *probs,
-                         const float *chunk_max, void *stream, rlvr_err *e) {
+int kern_lmhead_backward(kern_blas *blas, kern_dtype dt, int invariant, float *dx, float *dw, const void *x,
+                         const void *w, const int *targets, const float *dlogp, const float *dentropy,
+                         const float *logz, const float *entropy, int T, int C, int V, int chunk, void *workspace,
+                         const void *probs, const float *chunk_max, void *stream, rlvr_err *e) {
     size_t nx = (size_t)T * C, nw = (size_t)V * C;
     float *fx = view(dt, x, nx, 1), *fw = view(dt, w, nw, 1);
     float *tdx = dx ? dx : calloc(nx, sizeof *tdx), *tdw = dw ? dw : calloc(nw, sizeof *tdw);
@@ -603,7 +603,8 @@ int kern_paged_attention_tc_forward(void *out, float *lse, const void *q, const 
         attention_forward(fo, fl, fq, fk, fv, cu, 1, H, KV, D);
         for (int r = 0; r < n_new; r++) {
             const size_t row = (size_t)(b->cu_q[i] + r) * H;
-            for (size_t j = 0; j < (size_t)H * D; j++) ob[row * D + j] = st_f32_to_bf16(fo[(size_t)(pos0 + r) * H * D + j]);
+            for (size_t j = 0; j < (size_t)H * D; j++)
+                ob[row * D + j] = st_f32_to_bf16(fo[(size_t)(pos0 + r) * H * D + j]);
             memcpy(lse + row, fl + (size_t)(pos0 + r) * H, (size_t)H * sizeof(float));
         }
         free(fq), free(fk), free(fv), free(fo), free(fl);

@@ -1,7 +1,8 @@
 """host_cu.py - a kernels/*.cu as host C++ for the fibers of cuda_emu.h: the same kernels
 and launchers, with cuda_common.cuh, attention_tc.cuh and mma.cuh inlined (mma.cuh's PTX
 section replaced by mma_emu.h), each `extern __shared__` array pointed at the emulation's
-dynamic shared memory, every other __shared__ variable a static, and each <<<grid, ...>>> launch turned into emu_launch, which runs
+dynamic shared memory, every other __shared__ variable a static, and each <<<grid, ...>>>
+launch turned into emu_launch, which runs
 the grid's blocks one after another. replace() fails loudly when a .cu no longer holds
 what a rewrite expects. host_sampling.py uses these helpers for a kernel whose launchers
 it replaces.
