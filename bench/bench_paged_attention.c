@@ -65,7 +65,7 @@ static int run(bench *x, rlvr_err *e) {
                                                   x->n_blocks, x->bs, x->H, x->KV, x->D, x->S, x->scratch, NULL, e);
     case 2:
         return kern_cascade_attention_forward(KERN_BF16, x->out, x->lse, x->q, x->k_cache, x->v_cache, &x->b,
-                                              x->n_blocks, x->bs, x->H, x->KV, x->D, x->scratch, NULL, e);
+                                              x->n_blocks, x->bs, x->H, x->KV, x->D, x->S, x->scratch, NULL, e);
     case 3:
         return kern_kv_write(KERN_BF16, x->k_cache, x->v_cache, x->k_new, x->v_new, (size_t)x->KV * x->D, x->slots,
                              x->B, x->n_blocks, x->bs, x->KV, x->D, NULL, e);
@@ -141,7 +141,7 @@ int main(int argc, char **argv) {
     x.out = dev_randn((size_t)B * H * D, 6);
     x.lse = kern_malloc((size_t)B * H * sizeof(float), &e);
     const size_t split_bytes = kern_paged_attention_split_scratch(B, H, D, L, S);
-    const size_t cascade_bytes = kern_cascade_attention_scratch(B, H, D);
+    const size_t cascade_bytes = kern_cascade_attention_scratch(B, H, D, L, S);
     x.scratch = kern_malloc(split_bytes > cascade_bytes ? split_bytes : cascade_bytes, &e);
     if (!x.lse || !x.scratch) die("scratch", e.msg);
     x.slots = upload(slots, (size_t)B * sizeof(int)), x.copies = upload(copies, (size_t)B * 3 * sizeof(int));

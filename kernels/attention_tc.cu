@@ -21,6 +21,7 @@
 // grouped-query heads each query head's dK/dV goes to an fp32 scratch and a third kernel
 // adds the group's heads in order; every output element has one writer, so results
 // repeat bit for bit.
+#include <climits>
 #include <stdint.h>
 
 #include "attention_tc.cuh"
@@ -274,18 +275,27 @@ __global__ void __launch_bounds__(TC_THREADS)
         }
 }
 
-// ---- the rollout engine's forward over a paged KV cache, in this forward's order ---------------
+// ---- the rollout engine's forward over a paged KV cache ----------------------------------------
 //
-// Grid (tile of new rows, kv head g, sequence), TC_WARPS warps. A warp owns one 16-row
-// tile: PT = 16 / group of the sequence's new rows, each with the group's query heads (tile
-// row j is new row j / group at head g * group + j % group; rows past PT * group pad it).
-// Keys arrive through the block table in tiles of the forward's BC positions from 0, into
-// the same double buffers; each warp runs tc_softmax_tile with its rows' positions on every
-// tile up to its last row's position, then tc_store_row: a row's arithmetic is the training
-// forward's at the same position, whatever the batch. One warp holds a decode step's row of
-// a kv head (the others help load); no split along the keys, which would change the order.
-// A sequence whose indices are inconsistent (seq_lens past its table or below its new rows,
-// a block id outside the pool) gets NaN rows.
+// Grid (chunk * row blocks + row block, kv head g, unit), TC_WARPS warps; a unit is a
+// sequence, or in cascade phase 1 (TC_PAGED_PREFIX) a group of sequences sharing a prompt.
+// A warp owns one 16-row tile: PT = 16 / group of the unit's new rows, each with the
+// group's query heads (tile row j is new row j / group at head g * group + j % group; rows
+// past PT * group pad it). Keys arrive through the block table in tiles of BC positions
+// from the chunk's first key into double buffers; each warp runs tc_softmax_tile with its
+// rows' positions on every tile up to its last row's position.
+//   exact   (train.batch_invariant) keys [0, pos + 1) in the training forward's tiles, then
+//           tc_store_row: a row's arithmetic is the training forward's at the same
+//           position, whatever the batch. One warp holds a decode step's row of a kv head
+//           (the others help load); no split along the keys, which would change the order.
+//   split   keys [c * split_len, ..) of chunk c, a partial (fp32 out, lse) per chunk;
+//   prefix  cascade phase 1: every row of a group against [0, prefix) - the prompt's K/V
+//           read once for the whole group - in chunks;
+//   suffix  cascade phase 2: each row against [prefix, pos + 1), in chunks.
+// The partial forms mask keys past the chunk and write an empty partial (o = 0, lse =
+// -inf: the merge skips it) for a row that sees no key of its chunk. A unit whose indices
+// are inconsistent (seq_lens past its table or below its new rows, a block id outside the
+// pool, more rows than the grid covers) gets NaN rows.
 template <int D, int BC>
 __device__ __forceinline__ bool load_paged_rows(bf16 *dst, const bf16 *cache, const int *table, int k0, int keys,
                                                 int n_blocks, int bs_log2, int KV, int g) {
@@ -302,56 +312,127 @@ __device__ __forceinline__ bool load_paged_rows(bf16 *dst, const bf16 *cache, co
     return bad;
 }
 
-template <int D, int BC>
-__global__ void __launch_bounds__(TC_THREADS)
-    attn_tc_paged_kernel(bf16 *out, float *lse, const bf16 *q, const bf16 *k_cache, const bf16 *v_cache,
-                         const int *block_tables, const int *cu_q, const int *seq_lens, int max_blocks, int T,
-                         int n_blocks, int bs_log2, int H, int KV, float scale_log2) {
+// A partial row (the lane's row a or b, like tc_store_row): o / sum as fp32 and the lse,
+// or, when the row saw no key, lse = -inf alone (the merge reads no o behind it).
+template <int NO>
+__device__ __forceinline__ void tc_store_part(const float o[NO][4], float m, float l, int half, float *dst, float *lse,
+                                              bool empty) {
+    const int t = threadIdx.x % 4;
+    const float sum = quad_sum(l), inv = 1.0f / sum;
+    if (!dst) return;
+    if (t == 0) *lse = empty ? -INFINITY : (m + log2f(sum)) * LN2;
+    if (empty) return;
+#pragma unroll
+    for (int n = 0; n < NO; n++)
+        *(float2 *)(dst + n * 8 + 2 * t) = make_float2(o[n][2 * half] * inv, o[n][2 * half + 1] * inv);
+}
+
+// Cascade phase 2: where the shared prefix of sequence `seq`'s group ends (bad when the
+// groups do not hold it or its prefix is outside the table).
+__device__ __forceinline__ int suffix_start(const tc_paged &p, int seq, bool &bad) {
+    if (seq < p.cu_groups[0] || seq >= p.cu_groups[p.n_groups]) {
+        bad = true;
+        return 0;
+    }
+    int a = 0, b = p.n_groups; // the last a with cu_groups[a] <= seq (nondecreasing)
+    while (b - a > 1) {
+        const int mid = (a + b) / 2;
+        if (p.cu_groups[mid] <= seq) a = mid;
+        else b = mid;
+    }
+    const int pb = p.prefix_blocks[a];
+    if (pb < 0 || pb > p.max_blocks) {
+        bad = true;
+        return 0;
+    }
+    return pb << p.bs_log2;
+}
+
+template <int D, int BC, int FORM>
+__global__ void __launch_bounds__(TC_THREADS) attn_tc_paged_kernel(const tc_paged p, int row_blocks,
+                                                                   float scale_log2) {
     constexpr int LD = D + TC_PAD, NS = BC / 8, NO = D / 8, CH = D / 8;
+    constexpr bool causal = FORM != TC_PAGED_PREFIX;
     extern __shared__ __align__(16) unsigned char smem_tc[];
     bf16 *Qs = (bf16 *)smem_tc, *Ks = Qs + TC_WARPS * 16 * LD, *Vs = Ks + 2 * BC * LD;
-    const int g = blockIdx.y, seq = blockIdx.z, group = H / KV, pt = 16 / group;
-    const int r_lo = cu_q[seq], r_hi = cu_q[seq + 1];
-    if (r_lo < 0 || r_hi < r_lo || r_hi > T) return; // no rows this block could name
-    const int n_new = r_hi - r_lo, len = seq_lens[seq], pos0 = len - n_new;
-    const int tok0 = blockIdx.x * TC_WARPS * pt; // the block's first new row
-    if (tok0 >= n_new) return;                   // the whole block leaves together
-    bool bad = pos0 < 0 || len > (long long)max_blocks << bs_log2;
+    const int g = blockIdx.y, unit = blockIdx.z, H = p.H, KV = p.KV, group = H / KV, pt = 16 / group;
+    const int chunk = blockIdx.x / row_blocks, tok0 = (blockIdx.x % row_blocks) * TC_WARPS * pt;
+    // the unit's rows [r_lo, r_hi), the position of the first (causal forms), its table, and
+    // the keys [lo, hi) this block's chunk covers
+    int r_lo, r_hi, pos0 = 0, lo = 0, hi = INT_MAX;
+    bool bad = false;
+    const int *table;
+    if (FORM == TC_PAGED_PREFIX) {
+        const int s0 = p.cu_groups[unit], s1 = p.cu_groups[unit + 1];
+        if (s0 < 0 || s1 <= s0 || s1 > p.n_seqs) return; // an empty group, or none this block can name
+        r_lo = p.cu_q[s0], r_hi = p.cu_q[s1];
+        if (r_lo < 0 || r_hi < r_lo || r_hi > p.T) return;
+        const int pb = p.prefix_blocks[unit];
+        bad = pb < 0 || pb > p.max_blocks;
+        hi = bad ? 0 : pb << p.bs_log2;
+        table = p.block_tables + (size_t)s0 * p.max_blocks;
+    } else {
+        r_lo = p.cu_q[unit], r_hi = p.cu_q[unit + 1];
+        if (r_lo < 0 || r_hi < r_lo || r_hi > p.T) return; // no rows this block could name
+        const int len = p.seq_lens[unit];
+        pos0 = len - (r_hi - r_lo);
+        bad = pos0 < 0 || len > (long long)p.max_blocks << p.bs_log2;
+        table = p.block_tables + (size_t)unit * p.max_blocks;
+        if (FORM == TC_PAGED_SUFFIX) {
+            lo = suffix_start(p, unit, bad);
+            bad = bad || pos0 < lo; // every query lies past the shared prefix
+        }
+    }
+    if (FORM != TC_PAGED_EXACT) { // the launcher keeps these in int
+        lo += chunk * p.split_len;
+        hi = min(hi, lo + p.split_len);
+    }
+    const int n_new = r_hi - r_lo;
+    bad = bad || n_new > row_blocks * TC_WARPS * pt; // rows no block covers (the last block NaNs them)
+    if (tok0 >= n_new) return;                       // the whole block leaves together
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int wtok = tok0 + warp * pt, wn = max(0, min(pt, n_new - wtok)); // the warp's new rows (0: it only loads)
-    const int keys = bad ? 0 : pos0 + min(n_new, tok0 + TC_WARPS * pt); // positions any row of the block sees
-    const int n_tiles = (keys + BC - 1) / BC;
-    const int *table = block_tables + (size_t)seq * max_blocks;
+    // keys up to the last position any row of the block sees, within the chunk
+    const int kend = bad ? lo : min(hi, causal ? pos0 + min(n_new, tok0 + TC_WARPS * pt) : INT_MAX);
+    const int n_tiles = kend > lo ? (kend - lo + BC - 1) / BC : 0;
+    const size_t TH = (size_t)p.T * H;
+    const int part = p.part0 + chunk;
+    if (FORM != TC_PAGED_EXACT && !bad && n_tiles == 0) { // a chunk past the unit's keys: empty partials
+        const int end = min(n_new, tok0 + TC_WARPS * pt);
+        for (int i = threadIdx.x; i < (end - tok0) * group; i += TC_THREADS)
+            p.part_lse[(size_t)part * TH + ((size_t)r_lo + tok0 + i / group) * H + g * group + i % group] = -INFINITY;
+        return;
+    }
 
     for (int i = threadIdx.x; i < TC_WARPS * 16 * CH; i += TC_THREADS) {
         const int row = i / CH, c = i % CH, j = row % 16, tok = tok0 + (row / 16) * pt + j / group;
         const bool ok = j < pt * group && tok < n_new;
         const size_t src = ((size_t)(r_lo + (ok ? tok : 0)) * H + g * group + j % group) * D + c * 8;
-        cp_async16(Qs + row * LD + c * 8, q + (ok ? src : 0), ok);
+        cp_async16(Qs + row * LD + c * 8, p.q + (ok ? src : 0), ok);
     }
     bool bad_ids = false;
     if (n_tiles > 0) {
-        bad_ids |= load_paged_rows<D, BC>(Ks, k_cache, table, 0, keys, n_blocks, bs_log2, KV, g);
-        bad_ids |= load_paged_rows<D, BC>(Vs, v_cache, table, 0, keys, n_blocks, bs_log2, KV, g);
+        bad_ids |= load_paged_rows<D, BC>(Ks, p.k_cache, table, lo, kend, p.n_blocks, p.bs_log2, KV, g);
+        bad_ids |= load_paged_rows<D, BC>(Vs, p.v_cache, table, lo, kend, p.n_blocks, p.bs_log2, KV, g);
     }
     cp_async_commit();
 
     // the lane's rows a = lane / 4 and b = a + 8 of the warp's tile, at their positions (a
     // padding row takes the warp's last position: finite, never stored)
-    const int last = pos0 + wtok + max(wn, 1) - 1;
+    const int last = causal ? pos0 + wtok + max(wn, 1) - 1 : INT_MAX;
     const int ja = lane / 4, jb = ja + 8;
-    const int pos_a = ja < wn * group ? pos0 + wtok + ja / group : last;
-    const int pos_b = jb < wn * group ? pos0 + wtok + jb / group : last;
+    const int pos_a = causal && ja < wn * group ? pos0 + wtok + ja / group : last;
+    const int pos_b = causal && jb < wn * group ? pos0 + wtok + jb / group : last;
     float o[1][NO][4], m[1][2] = {{-INFINITY, -INFINITY}}, l[1][2] = {{0.0f, 0.0f}};
 #pragma unroll
     for (int n = 0; n < NO; n++) o[0][n][0] = o[0][n][1] = o[0][n][2] = o[0][n][3] = 0.0f;
     for (int j = 0; j < n_tiles; j++) {
-        const int k0 = j * BC, buf = j & 1;
+        const int k0 = lo + j * BC, buf = j & 1;
         if (j + 1 < n_tiles) {
-            bad_ids |= load_paged_rows<D, BC>(Ks + (buf ^ 1) * BC * LD, k_cache, table, k0 + BC, keys, n_blocks,
-                                              bs_log2, KV, g);
-            bad_ids |= load_paged_rows<D, BC>(Vs + (buf ^ 1) * BC * LD, v_cache, table, k0 + BC, keys, n_blocks,
-                                              bs_log2, KV, g);
+            bad_ids |= load_paged_rows<D, BC>(Ks + (buf ^ 1) * BC * LD, p.k_cache, table, k0 + BC, kend, p.n_blocks,
+                                              p.bs_log2, KV, g);
+            bad_ids |= load_paged_rows<D, BC>(Vs + (buf ^ 1) * BC * LD, p.v_cache, table, k0 + BC, kend, p.n_blocks,
+                                              p.bs_log2, KV, g);
             cp_async_commit();
             cp_async_wait<1>();
         } else {
@@ -364,27 +445,48 @@ __global__ void __launch_bounds__(TC_THREADS)
 #pragma unroll
             for (int n = 0; n < NS; n++) sc[0][n][0] = sc[0][n][1] = sc[0][n][2] = sc[0][n][3] = 0.0f;
             mma_abt_rw<D, BC, LD, 1>(sc, Qs, warp * 16, Kt, 0, 0);
-            tc_softmax_tile<NS, NO>(sc[0], o[0], m[0], l[0], k0, pos_a, pos_b, k0 + BC - 1 > pos0 + wtok,
+            if (FORM != TC_PAGED_EXACT && k0 + BC > hi) { // keys past the chunk (the exact form has none)
+#pragma unroll
+                for (int n = 0; n < NS; n++)
+#pragma unroll
+                    for (int c = 0; c < 2; c++)
+                        if (k0 + n * 8 + 2 * (lane % 4) + c >= hi) sc[0][n][c] = sc[0][n][2 + c] = -INFINITY;
+            }
+            tc_softmax_tile<NS, NO>(sc[0], o[0], m[0], l[0], k0, pos_a, pos_b, causal && k0 + BC - 1 > pos0 + wtok,
                                     scale_log2);
             mma_pb_rw<D, BC, LD, 1>(o, sc, Vt, 0);
         }
         __syncthreads(); // this buffer is refilled by the next iteration's prefetch
     }
     bad = __syncthreads_or(bad || bad_ids); // the same answer in every thread
+    if (bad) { // NaN into the block's rows (the last row block's reach to the unit's last row)
+        const int end = blockIdx.x % row_blocks == row_blocks - 1 ? n_new : min(n_new, tok0 + TC_WARPS * pt);
+        for (int i = threadIdx.x; i < (end - tok0) * group * D; i += TC_THREADS) {
+            const int d = i % D, j = i / D % group, tok = tok0 + i / D / group;
+            const size_t at = ((size_t)r_lo + tok) * H + g * group + j;
+            if (FORM == TC_PAGED_EXACT) {
+                p.out[at * D + d] = __float2bfloat16_rn(NAN);
+                if (d == 0) p.lse[at] = NAN;
+            } else {
+                p.part_out[((size_t)part * TH + at) * D + d] = NAN;
+                if (d == 0) p.part_lse[(size_t)part * TH + at] = NAN;
+            }
+        }
+        return;
+    }
     if (wn == 0) return;
 #pragma unroll
     for (int half = 0; half < 2; half++) {
         const int jr = half ? jb : ja;
         const bool mine = jr < wn * group;
         const size_t at = ((size_t)r_lo + wtok + (mine ? jr / group : 0)) * H + g * group + jr % group;
-        if (bad) {
-            if (mine && lane % 4 == 0) {
-                for (int d = 0; d < D; d++) out[at * D + d] = __float2bfloat16_rn(NAN);
-                lse[at] = NAN;
-            }
-            continue;
+        if (FORM == TC_PAGED_EXACT) {
+            tc_store_row<NO>(o[0], m[0][half], l[0][half], half, mine ? p.out + at * D : NULL, p.lse + at);
+        } else {
+            const bool empty = n_tiles == 0 || (causal && (half ? pos_b : pos_a) < lo);
+            tc_store_part<NO>(o[0], m[0][half], l[0][half], half, mine ? p.part_out + ((size_t)part * TH + at) * D : NULL,
+                              p.part_lse + (size_t)part * TH + at, empty);
         }
-        tc_store_row<NO>(o[0], m[0][half], l[0][half], half, mine ? out + at * D : NULL, lse + at);
     }
 }
 
@@ -670,31 +772,34 @@ static int backward_d(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16
     return 0;
 }
 
-template <int D>
-static int paged_forward_d(bf16 *out, float *lse, const bf16 *q, const bf16 *k_cache, const bf16 *v_cache,
-                           const int *tables, const int *cu_q, const int *seq_lens, int n_seqs, int max_blocks,
-                           int T, int max_q, int n_blocks, int bs_log2, int H, int KV, cudaStream_t s, rlvr_err *e) {
-    constexpr int BC = tc_tiles<D>::FWD_BC; // the forward's key tile: the order depends on it
-    const int pt = 16 / (H / KV), per_block = TC_WARPS * pt;
+// The partial forms' key tile: BC = 64 keeps 4 blocks an SM resident at D = 64 and 2 at D = 128.
+#define TC_PAGED_BC 64
+
+template <int D, int BC, int FORM> static int paged_launch(const tc_paged *p, cudaStream_t s, rlvr_err *e) {
+    const int per_block = TC_WARPS * (16 / (p->H / p->KV));
+    const long long row_blocks = (p->max_rows + per_block - 1) / per_block, chunks = FORM ? p->n_chunks : 1;
+    if (row_blocks * chunks > INT_MAX || p->n_units > 65535 || p->KV > 65535)
+        return err_set(e, "paged attention: %lld row blocks x %lld chunks, %d units, %d kv heads is too large a grid",
+                       row_blocks, chunks, p->n_units, p->KV);
     const size_t smem = rows_bytes(TC_WARPS * 16, D) + 4 * rows_bytes(BC, D);
-    const dim3 grid((unsigned)((max_q + per_block - 1) / per_block), (unsigned)KV, (unsigned)n_seqs);
-    CUDA_CHECK(allow_smem(attn_tc_paged_kernel<D, BC>, smem), e);
-    attn_tc_paged_kernel<D, BC><<<grid, TC_THREADS, smem, s>>>(out, lse, q, k_cache, v_cache, tables, cu_q, seq_lens,
-                                                                max_blocks, T, n_blocks, bs_log2, H, KV,
-                                                                LOG2E / sqrtf((float)D));
+    const dim3 grid((unsigned)(row_blocks * chunks), (unsigned)p->KV, (unsigned)p->n_units);
+    CUDA_CHECK(allow_smem(attn_tc_paged_kernel<D, BC, FORM>, smem), e);
+    attn_tc_paged_kernel<D, BC, FORM><<<grid, TC_THREADS, smem, s>>>(*p, (int)row_blocks, LOG2E / sqrtf((float)D));
     CUDA_CHECK(cudaGetLastError(), e);
     return 0;
 }
 
-int attn_tc_paged_forward(bf16 *out, float *lse, const bf16 *q, const bf16 *k_cache, const bf16 *v_cache,
-                          const int *block_tables, const int *cu_q, const int *seq_lens, int n_seqs, int max_blocks,
-                          int T, int max_q, int n_blocks, int bs_log2, int H, int KV, int D, cudaStream_t s,
-                          rlvr_err *e) {
-    if (D == 64)
-        return paged_forward_d<64>(out, lse, q, k_cache, v_cache, block_tables, cu_q, seq_lens, n_seqs, max_blocks, T,
-                                   max_q, n_blocks, bs_log2, H, KV, s, e);
-    return paged_forward_d<128>(out, lse, q, k_cache, v_cache, block_tables, cu_q, seq_lens, n_seqs, max_blocks, T,
-                                max_q, n_blocks, bs_log2, H, KV, s, e);
+template <int D> static int paged_d(const tc_paged *p, cudaStream_t s, rlvr_err *e) {
+    switch (p->form) {
+    case TC_PAGED_EXACT: return paged_launch<D, tc_tiles<D>::FWD_BC, TC_PAGED_EXACT>(p, s, e); // the forward's order
+    case TC_PAGED_SPLIT: return paged_launch<D, TC_PAGED_BC, TC_PAGED_SPLIT>(p, s, e);
+    case TC_PAGED_PREFIX: return paged_launch<D, TC_PAGED_BC, TC_PAGED_PREFIX>(p, s, e);
+    default: return paged_launch<D, TC_PAGED_BC, TC_PAGED_SUFFIX>(p, s, e);
+    }
+}
+
+int attn_tc_paged(const tc_paged *p, cudaStream_t s, rlvr_err *e) {
+    return p->D == 64 ? paged_d<64>(p, s, e) : paged_d<128>(p, s, e);
 }
 
 bool attn_tc_supported(int D, const void *const *ptrs, int n_ptrs) {

@@ -314,7 +314,9 @@ int kern_paged_attention_forward(kern_dtype dt, void *out, float *lse, const voi
  * of split_len positions from 0, one thread block per (chunk, sequence, kv head, row
  * tile) writing a partial result to scratch, then the partials merged in chunk order as
  * attention_merge does (in double). The split is fixed, so results stay batch-invariant.
- * scratch: kern_paged_attention_split_scratch(..) bytes of device memory.
+ * bf16 with D 64 or 128, H / KV <= 16 and 16-byte aligned tensors runs on the tensor
+ * cores (P rounded to bf16, as FlashAttention does), in chunks of split_len rounded up to
+ * 64 positions. scratch: kern_paged_attention_split_scratch(..) bytes of device memory.
  * CPU twin: paged_attention_split_forward. */
 size_t kern_paged_attention_split_scratch(int T, int H, int D, int max_seq_len, int split_len);
 int kern_paged_attention_split_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
@@ -339,12 +341,15 @@ int kern_paged_attention_tc_forward(void *out, float *lse, const void *q, const 
  * phase 1, one thread block per (group, kv head, tile of up to 64 / (H / KV) of the group's
  * query rows) attends them to the shared prefix, so the prefix is read once for a group of
  * G decode rows when G * H / KV <= 64; phase 2 each row to its own positions from the
- * prefix's end on; then the two are merged as attention_merge does. scratch:
- * kern_cascade_attention_scratch(T, H, D) bytes. CPU twin: cascade_attention_forward. */
-size_t kern_cascade_attention_scratch(int T, int H, int D);
+ * prefix's end on; then the parts are merged as attention_merge does. In bf16 with D 64 or
+ * 128, H / KV <= 16 and 16-byte aligned tensors both phases run on the tensor cores and
+ * cut their keys in chunks of split_len rounded up to 64 (a partial per chunk; the other
+ * cases ignore split_len). scratch: kern_cascade_attention_scratch(T, H, D, b->max_seq_len,
+ * split_len) bytes. CPU twin: cascade_attention_forward. */
+size_t kern_cascade_attention_scratch(int T, int H, int D, int max_seq_len, int split_len);
 int kern_cascade_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
                                    const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size,
-                                   int H, int KV, int D, void *scratch, void *stream, rlvr_err *e);
+                                   int H, int KV, int D, int split_len, void *scratch, void *stream, rlvr_err *e);
 
 /* AdamW on fp32 master weights with fp32 state (m, v: [n]), step counted from 1; when
  * params_bf16 is not NULL it receives the updated weights rounded to bf16 (the copy the

@@ -216,7 +216,7 @@ int kern_paged_attention_split_forward(kern_dtype dt, void *out, float *lse, con
     return err_set(e, "built without CUDA");
 }
 
-size_t kern_cascade_attention_scratch(int T, int H, int D) { return 0; }
+size_t kern_cascade_attention_scratch(int T, int H, int D, int max_seq_len, int split_len) { return 0; }
 
 int kern_paged_attention_tc_forward(void *out, float *lse, const void *q, const void *k_cache, const void *v_cache,
                                     const kern_paged_batch *b, int n_blocks, int block_size, int H, int KV, int D,
@@ -226,7 +226,7 @@ int kern_paged_attention_tc_forward(void *out, float *lse, const void *q, const 
 
 int kern_cascade_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
                                    const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size,
-                                   int H, int KV, int D, void *scratch, void *stream, rlvr_err *e) {
+                                   int H, int KV, int D, int split_len, void *scratch, void *stream, rlvr_err *e) {
     return err_set(e, "built without CUDA");
 }
 

@@ -56,6 +56,7 @@
 #define PA_MAX_D 256
 #define PA_MAX_BLOCK_LOG2 20
 #define FULL_MASK 0xffffffffu
+#define TC_SPLIT_ROUND 64                 // the tensor-core split's chunks: whole 64-key tiles
 
 enum pa_mode { PA_PLAIN = 0, PA_SPLIT = 1, PA_PREFIX = 2, PA_SUFFIX = 3 };
 
@@ -316,48 +317,48 @@ __global__ void __launch_bounds__(PA_THREADS, SPW == 1 ? 3 : 1) paged_attention_
 
 // ---- merge ------------------------------------------------------------------------------
 //
-// out, lse of each of `rows` (row, head) pairs from n_parts partials merged in part order,
-// attention_merge's arithmetic step for step: starting from (0, -inf), a part with
-// lse = -inf is skipped, the first other one is taken as it is, each later one merged in
-// double with m = max(la, lb), a = exp(la - m), b = exp(lb - m), rounding o and lse to
-// fp32 after every step. One warp per row, the head dimension across the lanes.
+// out, lse of each of `rows` (row, head) pairs from n_parts partials: with M the largest
+// part lse and w_p = exp(lse_p - M), out = sum_p w_p o_p / sum_p w_p and lse = M + log of
+// that sum, both summed in part order; a part with lse = -inf weighs nothing and is not read (a NaN
+// lse makes the row NaN). One warp per row: the lanes read 32 parts' lse at once, then
+// the weighted rows, the head dimension across the lanes, with no load waiting on
+// another. (CPU twin: attention_merge, which merges pairwise in double: equal to fp32
+// rounding.)
 template <typename T>
 __global__ void __launch_bounds__(256) paged_merge_kernel(T *out, float *lse, const float *part_out,
                                                           const float *part_lse, int n_parts, int rows, int D) {
     const int row = blockIdx.x * 8 + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= rows) return;
-    float o[PA_MAX_D / 32];
+    float mx = -INFINITY;
+    for (int p = lane; p < n_parts; p += 32) mx = fmaxf(mx, part_lse[(size_t)p * rows + row]);
+    mx = warp_max(mx);
+    float o[PA_MAX_D / 32], sum = 0.0f;
 #pragma unroll
     for (int c = 0; c < PA_MAX_D / 32; c++) o[c] = 0.0f;
-    float acc_lse = -INFINITY;
-    for (int part = 0; part < n_parts; part++) {
-        const float lb_f = part_lse[(size_t)part * rows + row];
-        if (lb_f == -INFINITY) continue;
-        const float *ob = part_out + ((size_t)part * rows + row) * D;
-        if (acc_lse == -INFINITY) {
+    for (int p0 = 0; p0 < n_parts; p0 += 32) {
+        const float lp = p0 + lane < n_parts ? part_lse[(size_t)(p0 + lane) * rows + row] : -INFINITY;
+        const float w = lp == -INFINITY ? 0.0f : expf(lp - mx); // NaN stays NaN
+        const int n = min(32, n_parts - p0);
+        for (int i = 0; i < n; i++) {
+            const float wi = __shfl_sync(FULL_MASK, w, i);
+            if (wi == 0.0f) continue; // the same for every lane; empty parts change nothing
+            sum += wi;                // in part order, whatever the empty parts between
+            const float *ob = part_out + ((size_t)(p0 + i) * rows + row) * D;
 #pragma unroll
             for (int c = 0; c < PA_MAX_D / 32; c++) {
                 const int d = lane + 32 * c;
-                if (d < D) o[c] = ob[d];
+                if (d < D) o[c] = fmaf(wi, ob[d], o[c]);
             }
-            acc_lse = lb_f;
-            continue;
         }
-        const double la = acc_lse, lb = lb_f, mx = la > lb ? la : lb, a = exp(la - mx), b = exp(lb - mx);
-        const double inv = 1.0 / (a + b);
-#pragma unroll
-        for (int c = 0; c < PA_MAX_D / 32; c++) {
-            const int d = lane + 32 * c;
-            if (d < D) o[c] = (float)((a * o[c] + b * ob[d]) * inv);
-        }
-        acc_lse = (float)(mx + log(a + b));
     }
+    const bool empty = mx == -INFINITY && sum == 0.0f; // no part saw a key
+    const float inv = empty ? 0.0f : 1.0f / sum;
 #pragma unroll
     for (int c = 0; c < PA_MAX_D / 32; c++) {
         const int d = lane + 32 * c;
-        if (d < D) store_f(out + (size_t)row * D + d, o[c]);
+        if (d < D) store_f(out + (size_t)row * D + d, o[c] * inv);
     }
-    if (lane == 0) lse[row] = acc_lse;
+    if (lane == 0) lse[row] = empty ? -INFINITY : mx + logf(sum);
 }
 
 // ---- block copy and K/V write -------------------------------------------------------------
@@ -568,6 +569,25 @@ extern "C" int kern_paged_attention_forward(kern_dtype dt, void *out, float *lse
     return launch_attention_dt(dt, &p, grid, (cudaStream_t)stream, e);
 }
 
+// The tensor-core kernels (attention_tc.cu) take bf16 with D 64 or 128, H / KV <= 16 and
+// 16-byte aligned tensors.
+static bool tc_eligible(kern_dtype dt, const pa_params *p) {
+    const void *ptrs[] = {p->out, p->q, p->k_cache, p->v_cache};
+    return dt == KERN_BF16 && p->group <= 16 && attn_tc_supported(p->D, ptrs, 4);
+}
+
+static tc_paged tc_of(const pa_params *p, const kern_paged_batch *b, int form) {
+    tc_paged t = {};
+    t.form = form, t.out = (bf16 *)p->out, t.lse = p->lse;
+    t.q = (const bf16 *)p->q, t.k_cache = (const bf16 *)p->k_cache, t.v_cache = (const bf16 *)p->v_cache;
+    t.block_tables = b->block_tables, t.cu_q = b->cu_q, t.seq_lens = b->seq_lens;
+    t.cu_groups = b->cu_groups, t.prefix_blocks = b->prefix_blocks;
+    t.n_units = b->n_seqs, t.max_rows = b->max_q, t.n_seqs = b->n_seqs, t.n_groups = b->n_groups;
+    t.max_blocks = b->max_blocks, t.T = b->T, t.n_blocks = p->n_blocks, t.bs_log2 = p->bs_log2;
+    t.H = p->H, t.KV = p->KV, t.D = p->D;
+    return t;
+}
+
 extern "C" int kern_paged_attention_tc_forward(void *out, float *lse, const void *q, const void *k_cache,
                                                const void *v_cache, const kern_paged_batch *b, int n_blocks,
                                                int block_size, int H, int KV, int D, void *stream, rlvr_err *e) {
@@ -575,13 +595,11 @@ extern "C" int kern_paged_attention_tc_forward(void *out, float *lse, const void
     pa_params p;
     if (check_attention(fn, KERN_BF16, out, lse, q, k_cache, v_cache, b, n_blocks, block_size, H, KV, D, &p, e))
         return -1;
-    const void *ptrs[] = {out, q, k_cache, v_cache};
-    if (H / KV > 16 || !attn_tc_supported(D, ptrs, 4))
+    if (!tc_eligible(KERN_BF16, &p))
         return err_set(e, "%s: needs H / KV <= 16 (got %d), D 64 or 128 (got %d) and 16-byte aligned tensors", fn,
                        H / KV, D);
-    return attn_tc_paged_forward((bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k_cache, (const bf16 *)v_cache,
-                                 b->block_tables, b->cu_q, b->seq_lens, b->n_seqs, b->max_blocks, b->T, b->max_q,
-                                 n_blocks, p.bs_log2, H, KV, D, (cudaStream_t)stream, e);
+    const tc_paged t = tc_of(&p, b, TC_PAGED_EXACT);
+    return attn_tc_paged(&t, (cudaStream_t)stream, e);
 }
 
 // Chunks of split_len covering max_seq_len positions; 0 when the split is unusable.
@@ -589,6 +607,14 @@ static long long split_chunks(int max_seq_len, int split_len) {
     if (max_seq_len <= 0 || split_len <= 0) return 0;
     const long long n = ((long long)max_seq_len + split_len - 1) / split_len;
     return n <= 65535 && n * split_len <= INT_MAX ? n : 0;
+}
+
+// The tensor-core split's chunks covering max_seq_len: split_len rounded up to whole 64-key
+// tiles (fewer chunks than split_len's, a function of split_len alone); 0 when unusable.
+static long long tc_chunks(int max_seq_len, int split_len, int *tc_len) {
+    const long long len = ((long long)split_len + TC_SPLIT_ROUND - 1) / TC_SPLIT_ROUND * TC_SPLIT_ROUND;
+    *tc_len = split_len > 0 && len <= INT_MAX ? (int)len : 0;
+    return *tc_len ? split_chunks(max_seq_len, *tc_len) : 0;
 }
 
 extern "C" size_t kern_paged_attention_split_scratch(int T, int H, int D, int max_seq_len, int split_len) {
@@ -613,23 +639,35 @@ extern "C" int kern_paged_attention_split_forward(kern_dtype dt, void *out, floa
                        "65535 chunks)", b->max_seq_len, split_len);
     if (!scratch) return err_set(e, "paged_attention_split_forward: NULL scratch");
     const size_t TH = (size_t)b->T * H;
-    p.mode = PA_SPLIT, p.split_len = split_len;
-    p.part_out = (float *)scratch, p.part_lse = p.part_out + (size_t)n_chunks * TH * D;
+    float *part_out = (float *)scratch, *part_lse = part_out + (size_t)n_chunks * TH * D;
     cudaStream_t s = (cudaStream_t)stream;
+    if (tc_eligible(dt, &p)) {
+        int len;
+        const long long n = tc_chunks(b->max_seq_len, split_len, &len);
+        tc_paged t = tc_of(&p, b, TC_PAGED_SPLIT);
+        t.part_out = part_out, t.part_lse = part_out + (size_t)n * TH * D;
+        t.split_len = len, t.n_chunks = (int)n;
+        if (attn_tc_paged(&t, s, e)) return -1;
+        return launch_merge(dt, out, lse, t.part_out, t.part_lse, (int)n, (int)TH, D, s, e);
+    }
+    p.mode = PA_SPLIT, p.split_len = split_len;
+    p.part_out = part_out, p.part_lse = part_lse;
     const dim3 grid((unsigned)(b->n_seqs * p.tiles), (unsigned)KV, (unsigned)n_chunks);
     if (launch_attention_dt(dt, &p, grid, s, e)) return -1;
     return launch_merge(dt, out, lse, p.part_out, p.part_lse, (int)n_chunks, (int)TH, D, s, e);
 }
 
-extern "C" size_t kern_cascade_attention_scratch(int T, int H, int D) {
+extern "C" size_t kern_cascade_attention_scratch(int T, int H, int D, int max_seq_len, int split_len) {
     if (T <= 0 || H <= 0 || D <= 0) return 0;
-    return parts_bytes(2, T, H, D);
+    int len;
+    const long long n = D == 64 || D == 128 ? tc_chunks(max_seq_len, split_len, &len) : 0;
+    return parts_bytes(n > 1 ? 2 * (int)n : 2, T, H, D); // both phases' chunks on the tensor cores
 }
 
 extern "C" int kern_cascade_attention_forward(kern_dtype dt, void *out, float *lse, const void *q,
                                               const void *k_cache, const void *v_cache, const kern_paged_batch *b,
-                                              int n_blocks, int block_size, int H, int KV, int D, void *scratch,
-                                              void *stream, rlvr_err *e) {
+                                              int n_blocks, int block_size, int H, int KV, int D, int split_len,
+                                              void *scratch, void *stream, rlvr_err *e) {
     const char *fn = "cascade_attention_forward";
     pa_params p;
     if (check_attention(fn, dt, out, lse, q, k_cache, v_cache, b, n_blocks, block_size, H, KV, D, &p, e)) return -1;
@@ -640,9 +678,26 @@ extern "C" int kern_cascade_attention_forward(kern_dtype dt, void *out, float *l
                        fn, b->n_groups, b->max_group_rows, b->n_seqs, b->T);
     if (!scratch) return err_set(e, "%s: NULL scratch", fn);
     const size_t TH = (size_t)b->T * H;
+    cudaStream_t s = (cudaStream_t)stream;
+    if (tc_eligible(dt, &p)) {
+        int len;
+        const long long n = tc_chunks(b->max_seq_len, split_len, &len);
+        if (!n)
+            return err_set(e, "%s: max_seq_len %d with split_len %d (both >= 1, at most 65535 chunks)", fn,
+                           b->max_seq_len, split_len);
+        // phase 1: parts 0 .. n - 1, each group's rows against chunks of its prefix; phase 2:
+        // parts n .. 2n - 1, each row against chunks of its positions past the prefix
+        tc_paged t = tc_of(&p, b, TC_PAGED_PREFIX);
+        t.part_out = (float *)scratch, t.part_lse = t.part_out + 2 * n * TH * D;
+        t.split_len = len, t.n_chunks = (int)n;
+        t.n_units = b->n_groups, t.max_rows = b->max_group_rows;
+        if (attn_tc_paged(&t, s, e)) return -1;
+        t.form = TC_PAGED_SUFFIX, t.part0 = (int)n, t.n_units = b->n_seqs, t.max_rows = b->max_q;
+        if (attn_tc_paged(&t, s, e)) return -1;
+        return launch_merge(dt, out, lse, t.part_out, t.part_lse, 2 * (int)n, (int)TH, D, s, e);
+    }
     p.cu_groups = b->cu_groups, p.prefix_blocks = b->prefix_blocks, p.n_groups = b->n_groups;
     p.part_out = (float *)scratch, p.part_lse = p.part_out + 2 * TH * D;
-    cudaStream_t s = (cudaStream_t)stream;
     // phase 1: each group's rows against its shared prefix, as part 0
     pa_params p1 = p;
     if (set_tiles(fn, &p1, b->max_group_rows, b->n_groups, e)) return -1;

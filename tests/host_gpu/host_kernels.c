@@ -557,12 +557,12 @@ int kern_paged_attention_split_forward(kern_dtype dt, void *out, float *lse, con
 }
 
 REPLACEABLE
-size_t kern_cascade_attention_scratch(int T, int H, int D) { return 1; }
+size_t kern_cascade_attention_scratch(int T, int H, int D, int max_seq_len, int split_len) { return 1; }
 
 REPLACEABLE
 int kern_cascade_attention_forward(kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
                                    const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size,
-                                   int H, int KV, int D, void *scratch, void *stream, rlvr_err *e) {
+                                   int H, int KV, int D, int split_len, void *scratch, void *stream, rlvr_err *e) {
     return paged_twin(2, dt, out, lse, q, k_cache, v_cache, b, n_blocks, block_size, H, KV, D, 0, e);
 }
 
