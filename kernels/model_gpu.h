@@ -124,6 +124,11 @@ typedef struct gpu_paged_step {
     const int *cu_q, *seq_lens;                   /* [n_seqs + 1], [n_seqs] */
     const int *block_tables;                      /* [n_seqs, max_blocks] */
     const int *logit_rows;                        /* [n_draws] */
+    /* groups sharing prompt blocks (fwd_batch's; n_groups 0: none): sequences cu_groups[g] ..
+     * cu_groups[g + 1] - 1 share their first prefix_blocks[g] table entries, every new row
+     * past them. The bf16 engine's cascade attention reads those blocks once a group. */
+    int n_groups;
+    const int *cu_groups, *prefix_blocks; /* [n_groups + 1], [n_groups] */
 } gpu_paged_step;
 
 typedef struct gpu_paged gpu_paged;

@@ -5,9 +5,12 @@
  * optimizer step is seen by the next rollout without a copy. CPU twin:
  * paged_model_forward (rollout/paged_model.c), which the tests compare with.
  *
- * Attention is always split-KV with one chunk length for the object's life: a row's
- * result depends on its own sequence only, whatever the batch or the grid (a chunk past
- * a sequence's end is empty and the merge skips it).
+ * Attention is split-KV with one chunk length for the object's life (a chunk past a
+ * sequence's end is empty and the merge skips it). In bf16 with heads of 64 or 128 it is
+ * cascade attention on the tensor cores: the samples of a group sharing their prompt's
+ * blocks read them once (phase 1, the group's rows in one tile), then each its own
+ * positions (phase 2), both in chunks. A row's result depends on its own sequence and its
+ * group's shared prefix length, whatever the rest of the batch.
  *
  * Decode steps (one new row per sequence, each drawing) replay CUDA graphs: one per
  * (batch bucket, table-width bucket), powers of two, captured the first time they are
@@ -24,12 +27,16 @@
 
 /* Chunks per sequence at most: the split scratch is this many partial results a row. */
 #define SPLIT_CHUNKS 16
+/* Sequences of a cascade group at most: larger groups are cut (each part reads the prefix
+ * once), so a decode graph's grid covers any step of its bucket. */
+#define GROUP_SEQS 16
 
 /* Where one step's index arrays lie in the index region (device) and its host mirror. */
 typedef struct step_idx {
     int T, S, R, W; /* rows, sequences, draws, table width */
     size_t n;       /* ints in all */
     size_t tokens, positions, slots, cu_q, seq_lens, tables, logit_rows; /* offsets in ints */
+    size_t cu_groups, prefix_blocks; /* S groups (some empty): [S + 1], [S] */
 } step_idx;
 
 struct gpu_paged {
@@ -37,13 +44,15 @@ struct gpu_paged {
     int n_blocks, block_size, max_tokens, max_seqs, max_blocks, max_draws;
     int trash;          /* the block past the pool that padding rows use: n_blocks */
     int split_len;      /* attention chunk length */
+    int cascade;        /* attention is cascade on the tensor cores (bf16, not batch-invariant) */
+    int max_group_rows; /* the staged step's most rows in one group */
     size_t layer_elems; /* one layer's pool, K or V: (n_blocks + 1) * block_size * KV * D */
     void *pool;         /* K of every layer, then V of every layer */
     void *mem;          /* activations, scratch and index arrays */
     /* activations, max_tokens rows unless said */
     void *x, *x_mid, *xn, *tmp, *q, *q_raw, *k, *k_raw, *v, *att, *gate, *up, *h;
     float *lse;            /* [T, H] */
-    void *split_scratch;   /* kern_paged_attention_split_scratch */
+    void *split_scratch;   /* kern_paged_attention_split_scratch or kern_cascade_attention_scratch */
     void *rows, *rows_n;   /* [max_draws, C] */
     float *logits;         /* [max_draws, V] */
     int *idx, *h_idx;      /* a step's index arrays (step_idx), device and host */
@@ -74,7 +83,8 @@ static step_idx idx_layout(int T, int S, int R, int W) {
     step_idx x = {.T = T, .S = S, .R = R, .W = W};
     x.tokens = 0, x.positions = (size_t)T, x.slots = 2 * (size_t)T, x.cu_q = 3 * (size_t)T;
     x.seq_lens = x.cu_q + S + 1, x.tables = x.seq_lens + S, x.logit_rows = x.tables + (size_t)S * W;
-    x.n = x.logit_rows + R;
+    x.cu_groups = x.logit_rows + R, x.prefix_blocks = x.cu_groups + S + 1;
+    x.n = x.prefix_blocks + S;
     return x;
 }
 
@@ -97,8 +107,11 @@ static void paged_layout(gpu_paged *p, const model_config *c, kern_dtype dt, bum
     p->up = take(b, T * I * ds);
     p->h = take(b, T * I * ds);
     p->lse = take(b, T * (size_t)c->heads * sizeof(float));
-    p->split_scratch = take(b, kern_paged_attention_split_scratch(p->max_tokens, c->heads, c->head_dim,
-                                                                  p->max_blocks * p->block_size, p->split_len));
+    const int max_len = p->max_blocks * p->block_size;
+    p->split_scratch = take(b, p->cascade ? kern_cascade_attention_scratch(p->max_tokens, c->heads, c->head_dim,
+                                                                           max_len, p->split_len)
+                                          : kern_paged_attention_split_scratch(p->max_tokens, c->heads, c->head_dim,
+                                                                               max_len, p->split_len));
     p->rows = take(b, R * C * ds);
     p->rows_n = take(b, R * C * ds);
     p->logits = take(b, R * (size_t)c->vocab * sizeof(float));
@@ -125,11 +138,17 @@ static int split_len_for(int max_len) {
     return s;
 }
 
+/* Cascade attention on the tensor cores (kern_cascade_attention_forward's bf16 path) unless
+ * the engine must follow the training attention's order. */
+static int cascade_for(const model_config *c, kern_dtype dt, int invariant) {
+    return !invariant && dt == KERN_BF16 && (c->head_dim == 64 || c->head_dim == 128) && c->heads / c->kv_heads <= 16;
+}
+
 size_t gpu_paged_bytes(const model_config *c, kern_dtype dt, int n_blocks, int block_size, int max_tokens,
                        int max_seqs, int max_blocks, int max_draws) {
     gpu_paged p = {.block_size = block_size, .max_tokens = max_tokens, .max_seqs = max_seqs,
                    .max_blocks = max_blocks, .max_draws = max_draws,
-                   .split_len = split_len_for(max_blocks * block_size)};
+                   .split_len = split_len_for(max_blocks * block_size), .cascade = cascade_for(c, dt, 0)};
     bump b = {NULL, 0};
     paged_layout(&p, c, dt, &b);
     return pool_bytes(c, dt, n_blocks, block_size) + b.off + BLAS_WORKSPACE; /* + the side stream's */
@@ -175,7 +194,8 @@ gpu_paged *gpu_paged_new(gpu_model *g, int n_blocks, int block_size, int max_tok
     }
     *p = (gpu_paged){.g = g, .n_blocks = n_blocks, .block_size = block_size, .max_tokens = max_tokens,
                      .max_seqs = max_seqs, .max_blocks = max_blocks, .max_draws = max_draws, .trash = n_blocks,
-                     .split_len = split_len_for(max_blocks * block_size), .use_graphs = kern_graphs_supported()};
+                     .split_len = split_len_for(max_blocks * block_size), .use_graphs = kern_graphs_supported(),
+                     .cascade = cascade_for(c, g->o.dtype, g->o.invariant)};
     p->layer_elems = (size_t)(n_blocks + 1) * block_size * c->kv_heads * c->head_dim;
     p->n_bb = ceil_log2(max_seqs) + 1;
     p->n_wb = ceil_log2(max_blocks) + 1;
@@ -263,6 +283,23 @@ static int check_step(const gpu_paged *p, const gpu_paged_step *s, int *max_q, r
     for (int d = 0; d < s->n_draws; d++)
         if (s->logit_rows[d] < 0 || s->logit_rows[d] >= s->n_tokens)
             return err_set(e, "GPU paged forward: draw %d reads row %d of %d", d, s->logit_rows[d], s->n_tokens);
+    if (s->n_groups < 0 || s->n_groups > s->n_seqs || (s->n_groups && (!s->cu_groups || !s->prefix_blocks)) ||
+        (s->n_groups && (s->cu_groups[0] != 0 || s->cu_groups[s->n_groups] != s->n_seqs)))
+        return err_set(e, "GPU paged forward: %d groups do not cover the step's %d sequences", s->n_groups,
+                       s->n_seqs);
+    for (int g = 0; g < s->n_groups; g++) { /* members share the prefix's entries; rows lie past it */
+        const int s0 = s->cu_groups[g], s1 = s->cu_groups[g + 1], pb = s->prefix_blocks[g];
+        if (s1 <= s0 || pb < 0 || pb > s->max_blocks)
+            return err_set(e, "GPU paged forward: group %d: sequences %d .. %d, prefix of %d blocks", g, s0, s1 - 1,
+                           pb);
+        for (int i = s0; i < s1; i++) {
+            if (s->seq_lens[i] - (s->cu_q[i + 1] - s->cu_q[i]) < pb * p->block_size ||
+                memcmp(s->block_tables + (size_t)i * s->max_blocks, s->block_tables + (size_t)s0 * s->max_blocks,
+                       (size_t)pb * sizeof(int)))
+                return err_set(e, "GPU paged forward: sequence %d does not share group %d's %d prefix blocks", i,
+                               g, pb);
+        }
+    }
     for (int i = 0; i < s->n_seqs; i++) /* the entries that hold the sequence's positions */
         for (int k = 0; k < (s->seq_lens[i] + p->block_size - 1) / p->block_size; k++) {
             const int b = s->block_tables[(size_t)i * s->max_blocks + k];
@@ -295,6 +332,21 @@ static void stage_step(gpu_paged *p, const gpu_paged_step *s, const step_idx *x)
     }
     memcpy(h + x->logit_rows, s->logit_rows, (size_t)s->n_draws * sizeof(int));
     for (int d = s->n_draws; d < x->R; d++) h[x->logit_rows + d] = n + (d - s->n_draws);
+    /* groups of at most GROUP_SEQS sequences (a sequence outside the step's groups, padding
+     * too, is one of its own with no prefix), then empty ones up to S */
+    int *cu = h + x->cu_groups, *pb = h + x->prefix_blocks, ng = 0, g = 0;
+    p->max_group_rows = 1;
+    cu[0] = 0;
+    for (int i = 0; i < x->S;) {
+        while (g < s->n_groups && s->cu_groups[g + 1] <= i) g++;
+        const int in_group = g < s->n_groups && i < s->n_seqs;
+        const int end = in_group ? s->cu_groups[g + 1] : i + 1, next = end - i > GROUP_SEQS ? i + GROUP_SEQS : end;
+        const int rows = h[x->cu_q + next] - h[x->cu_q + i];
+        if (rows > p->max_group_rows) p->max_group_rows = rows;
+        pb[ng] = in_group ? s->prefix_blocks[g] : 0;
+        cu[++ng] = i = next;
+    }
+    for (; ng < x->S; ng++) cu[ng + 1] = x->S, pb[ng] = 0;
 }
 
 /* What the paged attention of one step reads besides the layer's activations. */
@@ -306,8 +358,9 @@ typedef struct paged_attend {
 } paged_attend;
 
 /* The engine's attention: the rows' K/V into their slots, then every row against its
- * sequence through the block table: split-KV, or, in the batch-invariant mode, in the
- * training attention's order (kern_paged_attention_tc_forward). */
+ * sequence through the block table: cascade (bf16 on the tensor cores) or split-KV, or, in
+ * the batch-invariant mode, in the training attention's order
+ * (kern_paged_attention_tc_forward). */
 static int paged_attention(void *ctx, int l, const gm_slot *s, rlvr_err *e) {
     const paged_attend *a = ctx;
     gpu_paged *p = a->p;
@@ -320,6 +373,10 @@ static int paged_attention(void *ctx, int l, const gm_slot *s, rlvr_err *e) {
         return kern_paged_attention_tc_forward(s->att, s->lse, s->q, pool_of(p, l, 0), pool_of(p, l, 1), a->pb,
                                                pool_blocks, p->block_size, c->heads, c->kv_heads, c->head_dim,
                                                p->g->stream, e);
+    if (p->cascade)
+        return kern_cascade_attention_forward(dt, s->att, s->lse, s->q, pool_of(p, l, 0), pool_of(p, l, 1), a->pb,
+                                              pool_blocks, p->block_size, c->heads, c->kv_heads, c->head_dim,
+                                              p->split_len, p->split_scratch, p->g->stream, e);
     return kern_paged_attention_split_forward(dt, s->att, s->lse, s->q, pool_of(p, l, 0), pool_of(p, l, 1), a->pb,
                                               pool_blocks, p->block_size, c->heads, c->kv_heads, c->head_dim,
                                               p->split_len, p->split_scratch, p->g->stream, e);
@@ -327,7 +384,7 @@ static int paged_attention(void *ctx, int l, const gm_slot *s, rlvr_err *e) {
 
 /* The launches of one step whose index arrays lie at x in the device region: the layers
  * over x->T rows, then the logits of its x->R draw rows. Run directly, or captured. */
-static int forward_launches(gpu_paged *p, const step_idx *x, int max_q, rlvr_err *e) {
+static int forward_launches(gpu_paged *p, const step_idx *x, int max_q, int max_group_rows, rlvr_err *e) {
     gpu_model *g = p->g;
     const model_config *c = &g->cfg;
     kern_dtype dt = g->o.dtype;
@@ -335,7 +392,9 @@ static int forward_launches(gpu_paged *p, const step_idx *x, int max_q, rlvr_err
     const int *d = p->idx;
     kern_paged_batch pb = {.block_tables = d + x->tables, .cu_q = d + x->cu_q, .seq_lens = d + x->seq_lens,
                            .n_seqs = x->S, .max_blocks = x->W, .T = T, .max_q = max_q,
-                           .max_seq_len = x->W * p->block_size};
+                           .max_seq_len = x->W * p->block_size, .cu_groups = d + x->cu_groups,
+                           .prefix_blocks = d + x->prefix_blocks, .n_groups = x->S,
+                           .max_group_rows = max_group_rows};
     TRY(kern_embedding_forward(dt, p->x, g->embed, d + x->tokens, T, C, g->stream, e));
     /* the layer's activations; nothing is kept for a backward (no rstd), xn serves both norms */
     gm_slot acts = {.xn1 = p->xn, .xn2 = p->xn, .x_mid = p->x_mid, .q_raw = p->q_raw, .q = p->q, .k_raw = p->k_raw,
@@ -360,7 +419,8 @@ static int forward_graph(gpu_paged *p, const step_idx *x, rlvr_err *e) {
     kern_graph **slot = &p->graphs[(size_t)ceil_log2(x->S) * p->n_wb + ceil_log2(x->W)];
     if (!*slot) {
         TRY(kern_graph_begin(p->g->stream, e));
-        int rc = forward_launches(p, x, 1, e);
+        /* a graph serves every later step of its bucket: groups of up to GROUP_SEQS rows */
+        int rc = forward_launches(p, x, 1, x->S < GROUP_SEQS ? x->S : GROUP_SEQS, e);
         rlvr_err end_err = {{0}};
         kern_graph *graph = NULL;
         /* the capture ends either way, so the stream is usable after a failed launch */
@@ -390,7 +450,7 @@ int gpu_paged_forward(gpu_paged *p, const gpu_paged_step *s, float *logits, rlvr
     const step_idx x = graph ? idx_layout(bucket, bucket, bucket, W) : idx_layout(s->n_tokens, s->n_seqs, s->n_draws, W);
     stage_step(p, s, &x);
     TRY(kern_memcpy_h2d(p->idx, p->h_idx, x.n * sizeof(int), e));
-    TRY(graph ? forward_graph(p, &x, e) : forward_launches(p, &x, max_q, e));
+    TRY(graph ? forward_graph(p, &x, e) : forward_launches(p, &x, max_q, p->max_group_rows, e));
     if (s->n_draws && logits)
         TRY(kern_memcpy_d2h(logits, p->logits, (size_t)s->n_draws * c->vocab * sizeof(float), e));
     p->n_draws = s->n_draws;

@@ -87,7 +87,8 @@ static int fwd_draw(engine_fwd *f, const sched_batch *st, const fwd_batch *b, co
     gpu_paged_step gs = {.n_seqs = b->n_seqs, .n_tokens = b->n_tokens, .n_draws = b->n_draws,
                          .max_blocks = b->max_blocks, .tokens = b->tokens, .positions = b->positions,
                          .slot_mapping = b->slot_mapping, .cu_q = b->cu_q, .seq_lens = b->seq_lens,
-                         .block_tables = b->block_tables, .logit_rows = b->logit_rows};
+                         .block_tables = b->block_tables, .logit_rows = b->logit_rows,
+                         .n_groups = b->n_groups, .cu_groups = b->cu_groups, .prefix_blocks = b->prefix_blocks};
     if (gpu_paged_forward(f->gp, &gs, NULL, e) != 0) return -1;
     if (st->n_draws == 0) return 0;
     for (int k = 0; k < st->n_draws; k++) {
