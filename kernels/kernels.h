@@ -174,6 +174,15 @@ int kern_cast(kern_dtype to, void *dst, kern_dtype from, const void *src, size_t
  * Elementwise, deterministic. CPU twins: rope_forward, rope_backward. */
 int kern_rope_forward(kern_dtype dt, void *x, const float *inv_freq, const int *pos, int T, int NH, int D,
                       void *stream, rlvr_err *e);
+
+/* The rollout engine's RoPE and K/V write in one launch: q [T, H, D] turned in place as
+ * kern_rope_forward does; k [T, KV, D] turned the same way into slot slot_mapping[t] of
+ * one layer's pool (k_cache, v_cache [n_blocks * block_size, KV, D]) and v copied beside it;
+ * a slot of -1 or outside the pool keeps nothing (k itself is left as it was). The same
+ * bits as kern_rope_forward on q and k, then kern_kv_write. */
+int kern_rope_kv_write(kern_dtype dt, void *q, const void *k, const void *v, void *k_cache, void *v_cache,
+                       const float *inv_freq, const int *pos, const int *slot_mapping, int T, int H, int KV, int D,
+                       int n_blocks, int block_size, void *stream, rlvr_err *e);
 int kern_rope_backward(kern_dtype dt, void *dx, const float *inv_freq, const int *pos, int T, int NH, int D,
                        void *stream, rlvr_err *e);
 

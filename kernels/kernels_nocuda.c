@@ -115,6 +115,12 @@ int kern_rope_forward(kern_dtype dt, void *x, const float *inv_freq, const int *
     return err_set(e, "built without CUDA");
 }
 
+int kern_rope_kv_write(kern_dtype dt, void *q, const void *k, const void *v, void *k_cache, void *v_cache,
+                       const float *inv_freq, const int *pos, const int *slot_mapping, int T, int H, int KV, int D,
+                       int n_blocks, int block_size, void *stream, rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
 int kern_rope_backward(kern_dtype dt, void *dx, const float *inv_freq, const int *pos, int T, int NH, int D,
                        void *stream, rlvr_err *e) {
     return err_set(e, "built without CUDA");

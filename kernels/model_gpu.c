@@ -485,8 +485,10 @@ int gm_layer_forward(gpu_model *g, int l, int T, const int *pos, const void *x_i
         TRY(kern_rmsnorm_forward(dt, s->q, s->q_rstd, s->q_raw, w->q_norm, T * H, D, eps, g->stream, e));
         TRY(kern_rmsnorm_forward(dt, s->k, s->k_rstd, s->k_raw, w->k_norm, T * KV, D, eps, g->stream, e));
     }
-    TRY(kern_rope_forward(dt, s->q, g->b.inv_freq, pos, T, H, D, g->stream, e));
-    TRY(kern_rope_forward(dt, s->k, g->b.inv_freq, pos, T, KV, D, g->stream, e));
+    if (pos) {
+        TRY(kern_rope_forward(dt, s->q, g->b.inv_freq, pos, T, H, D, g->stream, e));
+        TRY(kern_rope_forward(dt, s->k, g->b.inv_freq, pos, T, KV, D, g->stream, e));
+    }
     TRY(attend(ctx, l, s, e));
     TRY(gm_linear(g, bl, tmp, s->att, w->wo, w->bo, T, HD, C, g->stream, e));
     /* x_mid = x + attention, then xn2 = rmsnorm(x_mid), in one pass */

@@ -101,11 +101,13 @@ typedef struct gm_side {
 int gm_side_init(gm_side *s, rlvr_err *e);
 void gm_side_free(gm_side *s);
 
-/* Attention of layer l for gm_layer_forward: reads s->q, s->k (after RoPE) and s->v,
- * writes s->att and s->lse. ctx is the caller's. */
+/* Attention of layer l for gm_layer_forward: reads s->q, s->k (after RoPE, or before it
+ * when gm_layer_forward had no positions: the callback applies it) and s->v, writes
+ * s->att and s->lse. ctx is the caller's. */
 typedef int (*gm_attention_fn)(void *ctx, int l, const gm_slot *s, rlvr_err *e);
 
-/* One transformer layer over T rows at positions pos (device ints): x_in -> x_out (may be
+/* One transformer layer over T rows at positions pos (device ints; NULL: `attend` applies
+ * RoPE, as the rollout engine does with its K/V write): x_in -> x_out (may be
  * NULL: stop after the MLP's SwiGLU, as recomputation before backward does; may be x_in),
  * activations in s (rstd fields may be NULL: not kept), tmp [T, C] scratch, attention by
  * `attend`, the independent products on `side` when it is not NULL. The training forward

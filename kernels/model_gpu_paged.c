@@ -353,11 +353,12 @@ static void stage_step(gpu_paged *p, const gpu_paged_step *s, const step_idx *x)
 typedef struct paged_attend {
     gpu_paged *p;
     const kern_paged_batch *pb;
-    const int *slots;
+    const int *slots, *positions;
     int T;
 } paged_attend;
 
-/* The engine's attention: the rows' K/V into their slots, then every row against its
+/* The engine's attention: RoPE on the rows' q and k and their K/V into their slots (one
+ * launch), then every row against its
  * sequence through the block table: cascade (bf16 on the tensor cores) or split-KV, or, in
  * the batch-invariant mode, in the training attention's order
  * (kern_paged_attention_tc_forward). */
@@ -367,8 +368,9 @@ static int paged_attention(void *ctx, int l, const gm_slot *s, rlvr_err *e) {
     const model_config *c = &p->g->cfg;
     kern_dtype dt = p->g->o.dtype;
     const int pool_blocks = p->n_blocks + 1;
-    TRY(kern_kv_write(dt, pool_of(p, l, 0), pool_of(p, l, 1), s->k, s->v, (size_t)c->kv_heads * c->head_dim,
-                      a->slots, a->T, pool_blocks, p->block_size, c->kv_heads, c->head_dim, p->g->stream, e));
+    TRY(kern_rope_kv_write(dt, s->q, s->k, s->v, pool_of(p, l, 0), pool_of(p, l, 1), p->g->b.inv_freq, a->positions,
+                           a->slots, a->T, c->heads, c->kv_heads, c->head_dim, pool_blocks, p->block_size,
+                           p->g->stream, e));
     if (p->g->o.invariant)
         return kern_paged_attention_tc_forward(s->att, s->lse, s->q, pool_of(p, l, 0), pool_of(p, l, 1), a->pb,
                                                pool_blocks, p->block_size, c->heads, c->kv_heads, c->head_dim,
@@ -399,10 +401,9 @@ static int forward_launches(gpu_paged *p, const step_idx *x, int max_q, int max_
     /* the layer's activations; nothing is kept for a backward (no rstd), xn serves both norms */
     gm_slot acts = {.xn1 = p->xn, .xn2 = p->xn, .x_mid = p->x_mid, .q_raw = p->q_raw, .q = p->q, .k_raw = p->k_raw,
                     .k = p->k, .v = p->v, .att = p->att, .lse = p->lse, .gate = p->gate, .up = p->up, .h = p->h};
-    paged_attend pa = {p, &pb, d + x->slots, T};
-    for (int l = 0; l < c->layers; l++)
-        TRY(gm_layer_forward(g, l, T, d + x->positions, p->x, &acts, p->tmp, paged_attention, &pa, &p->side, p->x,
-                             e));
+    paged_attend pa = {p, &pb, d + x->slots, d + x->positions, T};
+    for (int l = 0; l < c->layers; l++) /* no positions: paged_attention applies RoPE */
+        TRY(gm_layer_forward(g, l, T, NULL, p->x, &acts, p->tmp, paged_attention, &pa, &p->side, p->x, e));
     if (R == 0) return 0;
     /* the draw rows only: gathered (an embedding lookup into x), normed, times the head */
     TRY(kern_embedding_forward(dt, p->rows, p->x, d + x->logit_rows, R, C, g->stream, e));

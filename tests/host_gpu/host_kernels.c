@@ -502,6 +502,22 @@ int kern_kv_write(kern_dtype dt, void *k_cache, void *v_cache, const void *k, co
     return 0;
 }
 
+int kern_rope_kv_write(kern_dtype dt, void *q, const void *k, const void *v, void *k_cache, void *v_cache,
+                       const float *inv_freq, const int *pos, const int *slot_mapping, int T, int H, int KV, int D,
+                       int n_blocks, int block_size, void *stream, rlvr_err *e) {
+    /* k stays as it was: its rotation goes to the cache through a copy */
+    const size_t kbytes = (size_t)T * KV * D * kern_dtype_size(dt);
+    void *kr = malloc(kbytes ? kbytes : 1);
+    if (!kr) return err_set(e, "host emulation: rope_kv_write: out of memory");
+    memcpy(kr, k, kbytes);
+    int rc = kern_rope_forward(dt, q, inv_freq, pos, T, H, D, stream, e);
+    rc = rc ? rc : kern_rope_forward(dt, kr, inv_freq, pos, T, KV, D, stream, e);
+    rc = rc ? rc : kern_kv_write(dt, k_cache, v_cache, kr, v, (size_t)KV * D, slot_mapping, T, n_blocks, block_size,
+                                 KV, D, stream, e);
+    free(kr);
+    return rc;
+}
+
 /* Runs the twin of `form` (0 plain, 1 split, 2 cascade) on fp32 views of q and the pool. */
 static int paged_twin(int form, kern_dtype dt, void *out, float *lse, const void *q, const void *k_cache,
                       const void *v_cache, const kern_paged_batch *b, int n_blocks, int block_size, int H, int KV,
