@@ -327,27 +327,6 @@ __device__ __forceinline__ void tc_store_part(const float o[NO][4], float m, flo
         *(float2 *)(dst + n * 8 + 2 * t) = make_float2(o[n][2 * half] * inv, o[n][2 * half + 1] * inv);
 }
 
-// Cascade phase 2: where the shared prefix of sequence `seq`'s group ends (bad when the
-// groups do not hold it or its prefix is outside the table).
-__device__ __forceinline__ int suffix_start(const tc_paged &p, int seq, bool &bad) {
-    if (seq < p.cu_groups[0] || seq >= p.cu_groups[p.n_groups]) {
-        bad = true;
-        return 0;
-    }
-    int a = 0, b = p.n_groups; // the last a with cu_groups[a] <= seq (nondecreasing)
-    while (b - a > 1) {
-        const int mid = (a + b) / 2;
-        if (p.cu_groups[mid] <= seq) a = mid;
-        else b = mid;
-    }
-    const int pb = p.prefix_blocks[a];
-    if (pb < 0 || pb > p.max_blocks) {
-        bad = true;
-        return 0;
-    }
-    return pb << p.bs_log2;
-}
-
 template <int D, int BC, int FORM>
 __global__ void __launch_bounds__(TC_THREADS) attn_tc_paged_kernel(const tc_paged p, int row_blocks,
                                                                    float scale_log2) {
@@ -357,32 +336,15 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_paged_kernel(const tc_page
     bf16 *Qs = (bf16 *)smem_tc, *Ks = Qs + TC_WARPS * 16 * LD, *Vs = Ks + 2 * BC * LD;
     const int g = blockIdx.y, unit = blockIdx.z, H = p.H, KV = p.KV, group = H / KV, pt = 16 / group;
     const int chunk = blockIdx.x / row_blocks, tok0 = (blockIdx.x % row_blocks) * TC_WARPS * pt;
-    // the unit's rows [r_lo, r_hi), the position of the first (causal forms), its table, and
-    // the keys [lo, hi) this block's chunk covers
-    int r_lo, r_hi, pos0 = 0, lo = 0, hi = INT_MAX;
-    bool bad = false;
-    const int *table;
-    if (FORM == TC_PAGED_PREFIX) {
-        const int s0 = p.cu_groups[unit], s1 = p.cu_groups[unit + 1];
-        if (s0 < 0 || s1 <= s0 || s1 > p.n_seqs) return; // an empty group, or none this block can name
-        r_lo = p.cu_q[s0], r_hi = p.cu_q[s1];
-        if (r_lo < 0 || r_hi < r_lo || r_hi > p.T) return;
-        const int pb = p.prefix_blocks[unit];
-        bad = pb < 0 || pb > p.max_blocks;
-        hi = bad ? 0 : pb << p.bs_log2;
-        table = p.block_tables + (size_t)s0 * p.max_blocks;
-    } else {
-        r_lo = p.cu_q[unit], r_hi = p.cu_q[unit + 1];
-        if (r_lo < 0 || r_hi < r_lo || r_hi > p.T) return; // no rows this block could name
-        const int len = p.seq_lens[unit];
-        pos0 = len - (r_hi - r_lo);
-        bad = pos0 < 0 || len > (long long)p.max_blocks << p.bs_log2;
-        table = p.block_tables + (size_t)unit * p.max_blocks;
-        if (FORM == TC_PAGED_SUFFIX) {
-            lo = suffix_start(p, unit, bad);
-            bad = bad || pos0 < lo; // every query lies past the shared prefix
-        }
-    }
+    // the unit's rows, table and keys (paged_unit_at), then the keys [lo, hi) of this block's chunk
+    paged_unit u;
+    if (!paged_unit_at(u, FORM == TC_PAGED_PREFIX ? PAGED_PREFIX : FORM == TC_PAGED_SUFFIX ? PAGED_SUFFIX : PAGED_WHOLE,
+                       unit, p.cu_q, p.seq_lens, p.block_tables, p.cu_groups, p.prefix_blocks, p.n_seqs, p.n_groups,
+                       p.T, p.max_blocks, p.bs_log2))
+        return;
+    const int r_lo = u.r_lo, r_hi = u.r_hi, pos0 = u.pos0, *table = u.table;
+    int lo = u.lo, hi = u.hi;
+    bool bad = u.bad;
     if (FORM != TC_PAGED_EXACT) { // the launcher keeps these in int
         lo += chunk * p.split_len;
         hi = min(hi, lo + p.split_len);

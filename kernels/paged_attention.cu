@@ -97,51 +97,21 @@ __global__ void __launch_bounds__(PA_THREADS, SPW == 1 ? 3 : 1) paged_attention_
     const int unit = blockIdx.x / p.tiles, tile = blockIdx.x % p.tiles;
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int bs_mask = (1 << p.bs_log2) - 1;
-    const long long table_positions = (long long)p.max_blocks << p.bs_log2;
-
-    // Which rows [r_lo, r_hi) the unit has, and each row's keys [lo, hi): row r (global)
-    // of a causal unit sees positions up to pos0 + (r - r_lo); a phase-1 row sees
-    // [0, fixed_hi); the split caps every row at its chunk's end.
-    int r_lo, r_hi, pos0 = 0, lo = 0, fixed_hi = 0, lo_end = INT_MAX;
+    // Which rows [r_lo, r_hi) the unit has (paged_unit_at), and each row's keys [lo, hi):
+    // row r (global) of a causal unit sees positions up to pos0 + (r - r_lo); a phase-1 row
+    // sees [0, fixed_hi); the split caps every row at its chunk's end.
     const bool causal = p.mode != PA_PREFIX;
-    const int *table;
-    bool bad = false;
-    if (p.mode == PA_PREFIX) {
-        const int s0 = p.cu_groups[unit], s1 = p.cu_groups[unit + 1];
-        if (s0 < 0 || s1 <= s0 || s1 > p.n_seqs) return; // an empty group, or none this block can name
-        r_lo = p.cu_q[s0], r_hi = p.cu_q[s1];
-        if (r_lo < 0 || r_hi < r_lo || r_hi > p.T) return;
-        const int pb = p.prefix_blocks[unit];
-        bad = pb < 0 || pb > p.max_blocks;
-        fixed_hi = bad ? 0 : pb << p.bs_log2;
-        table = p.block_tables + (size_t)s0 * p.max_blocks;
-    } else {
-        r_lo = p.cu_q[unit], r_hi = p.cu_q[unit + 1];
-        if (r_lo < 0 || r_hi < r_lo || r_hi > p.T) return;
-        const int len = p.seq_lens[unit];
-        pos0 = len - (r_hi - r_lo);
-        bad = pos0 < 0 || len > table_positions;
-        table = p.block_tables + (size_t)unit * p.max_blocks;
-        if (p.mode == PA_SPLIT) {
-            lo = (int)blockIdx.z * p.split_len, lo_end = lo + p.split_len; // the launcher keeps these in int
-            bad = bad || len > (long long)gridDim.z * p.split_len;
-        } else if (p.mode == PA_SUFFIX) {
-            // the group holding this sequence: the last gi with cu_groups[gi] <= unit
-            int a = 0, b = p.n_groups; // cu_groups is nondecreasing; search [a, b)
-            if (unit < p.cu_groups[0] || unit >= p.cu_groups[p.n_groups]) {
-                bad = true;
-            } else {
-                while (b - a > 1) {
-                    const int mid = (a + b) / 2;
-                    if (p.cu_groups[mid] <= unit) a = mid;
-                    else b = mid;
-                }
-                const int pb = p.prefix_blocks[a];
-                if (pb < 0 || pb > p.max_blocks) bad = true;
-                else lo = pb << p.bs_log2;
-                bad = bad || pos0 < lo; // every query lies past the shared prefix
-            }
-        }
+    paged_unit u;
+    if (!paged_unit_at(u, p.mode == PA_PREFIX ? PAGED_PREFIX : p.mode == PA_SUFFIX ? PAGED_SUFFIX : PAGED_WHOLE, unit,
+                       p.cu_q, p.seq_lens, p.block_tables, p.cu_groups, p.prefix_blocks, p.n_seqs, p.n_groups, p.T,
+                       p.max_blocks, p.bs_log2))
+        return;
+    const int r_lo = u.r_lo, r_hi = u.r_hi, pos0 = u.pos0, fixed_hi = u.hi, *table = u.table;
+    int lo = u.lo, lo_end = INT_MAX;
+    bool bad = u.bad;
+    if (p.mode == PA_SPLIT) {
+        lo = (int)blockIdx.z * p.split_len, lo_end = lo + p.split_len; // the launcher keeps these in int
+        bad = bad || p.seq_lens[unit] > (long long)gridDim.z * p.split_len;
     }
     bad = bad || r_hi - r_lo > p.tiles * p.qt; // rows no tile would cover
     const int row0 = r_lo + tile * p.qt;
