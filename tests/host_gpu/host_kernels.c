@@ -19,7 +19,7 @@
 #include "safetensors.h"
 #include "sampling.h"
 
-/* The attention, paged attention, sampling and batch-invariant product launchers are weak:
+/* The attention, paged attention, sampling, batch-invariant product and RoPE launchers are weak:
  * the scripts of tests/gpu/emu link the real kernels (the .cu files compiled for the host,
  * on fibers) over them. */
 #define REPLACEABLE __attribute__((weak))
@@ -248,6 +248,7 @@ int kern_cast(kern_dtype to, void *dst, kern_dtype from, const void *src, size_t
     return 0;
 }
 
+REPLACEABLE
 int kern_rope_forward(kern_dtype dt, void *x, const float *inv_freq, const int *pos, int T, int NH, int D,
                       void *stream, rlvr_err *e) {
     size_t n = (size_t)T * NH * D;
@@ -257,6 +258,7 @@ int kern_rope_forward(kern_dtype dt, void *x, const float *inv_freq, const int *
     return 0;
 }
 
+REPLACEABLE
 int kern_rope_backward(kern_dtype dt, void *dx, const float *inv_freq, const int *pos, int T, int NH, int D,
                        void *stream, rlvr_err *e) {
     size_t n = (size_t)T * NH * D;
@@ -502,6 +504,7 @@ int kern_kv_write(kern_dtype dt, void *k_cache, void *v_cache, const void *k, co
     return 0;
 }
 
+REPLACEABLE
 int kern_rope_kv_write(kern_dtype dt, void *q, const void *k, const void *v, void *k_cache, void *v_cache,
                        const float *inv_freq, const int *pos, const int *slot_mapping, int T, int H, int KV, int D,
                        int n_blocks, int block_size, void *stream, rlvr_err *e) {

@@ -45,15 +45,30 @@ def shared_arrays(src):
     return re.sub(r"\b__shared__ ", "static ", src)
 
 
-# NAME<<<config>>>(args); -> emu_launch(config, [&]() { NAME(args); });
-LAUNCH = re.compile(r"([A-Za-z_]\w*(?:<[^<>;]*>)?)<<<(.*?)>>>\((.*?)\);", re.S)
+# NAME<<<config>>>(args) -> emu_launch(config, [&]() { NAME(args); }), the arguments up to
+# their matching parenthesis (a launch may stand inside a macro's argument, as in
+# KERN_DISPATCH, where no semicolon follows it).
+LAUNCH = re.compile(r"([A-Za-z_]\w*(?:<[^<>;]*>)?)<<<(.*?)>>>\(", re.S)
 
 
 def launches(src, what):
-    src, n = LAUNCH.subn(lambda m: "emu_launch(%s, [&]() { %s(%s); });" % (m.group(2), m.group(1), m.group(3)), src)
+    out, at, n = [], 0, 0
+    while True:
+        m = LAUNCH.search(src, at)
+        if not m:
+            break
+        depth, end = 1, m.end()
+        while depth:
+            if end >= len(src):
+                sys.exit("%s: unbalanced launch arguments in %s" % (os.path.basename(sys.argv[0]), what))
+            depth += {"(": 1, ")": -1}.get(src[end], 0)
+            end += 1
+        out.append(src[at:m.start()])
+        out.append("emu_launch(%s, [&]() { %s(%s); })" % (m.group(2), m.group(1), src[m.end():end - 1]))
+        at, n = end, n + 1
     if n < 1:
         sys.exit("%s: found no launch in %s" % (os.path.basename(sys.argv[0]), what))
-    return src
+    return "".join(out) + src[at:]
 
 
 if __name__ == "__main__":
