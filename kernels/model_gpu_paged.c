@@ -28,8 +28,9 @@
 /* Chunks per sequence at most: the split scratch is this many partial results a row. */
 #define SPLIT_CHUNKS 16
 /* Sequences of a cascade group at most: larger groups are cut (each part reads the prefix
- * once), so a decode graph's grid covers any step of its bucket. */
-#define GROUP_SEQS 16
+ * once), so a decode graph's grid covers any step of its bucket; 8 decode rows of up to 16
+ * / 8 = 2 rows a warp fill one thread block of phase 1 (Qwen2.5's 7 or 6 heads a kv head). */
+#define GROUP_SEQS 8
 
 /* Where one step's index arrays lie in the index region (device) and its host mirror. */
 typedef struct step_idx {

@@ -1,7 +1,8 @@
 /* test_logp_exact.c - the rollout engine's sampling log-probabilities against the
  * trainer's, on one bf16 gpu_model with the batch-invariant forward (gpu_model_opts.invariant):
- * the engine generates 4 prompts x 4 samples at temperature 1 (decode steps of up to 16
- * rows over a paged KV cache, prompts prefilled once per group, CUDA graphs), then the
+ * the engine generates 4 prompts x 10 samples at temperature 1 (decode steps of up to 40
+ * rows over a paged KV cache of 4-position blocks, prompts prefilled once per group, CUDA
+ * graphs), then the
  * trainer's forward (gpu_model_forward over the packed prompt + completion sequences)
  * scores the same tokens, all sequences in one micro-batch and one sequence at a time.
  * Every completion token's two log-probabilities must be equal: max |dlogp| = 0, the
@@ -19,7 +20,9 @@
 #include "model_gpu.h"
 #include "model_shapes.h"
 
-enum { N_GROUPS = 4, G = 4, N = N_GROUPS * G, MAX_PROMPT = 21 };
+/* groups of 10 samples: the engine's cascade attention cuts them into 8 + 2; blocks of 4
+ * positions, so every prompt has whole blocks to share */
+enum { N_GROUPS = 4, G = 10, N = N_GROUPS * G, MAX_PROMPT = 21, BLOCK = 4 };
 
 static const int PROMPT_LEN[N_GROUPS] = {21, 5, 13, 8};
 
@@ -40,7 +43,7 @@ static double run(model *m, gpu_model *g, int max_new, double *max_one_by_one) {
         q[i] = (sample_seq){.prompt = prompts[i / G], .n_prompt = PROMPT_LEN[i / G], .seq_id = (uint64_t)i,
                             .out = out + (size_t)i * max_new, .out_logp = out_logp + (size_t)i * max_new};
     const sample_gen_opts o = {.params = {1.0f, 0, 1.0f, 0.0f}, .seed = 7, .max_new = max_new};
-    const engine_opts eo = {.gpu = g};
+    const engine_opts eo = {.gpu = g, .block_size = BLOCK};
     double worst = -1, worst_one = -1;
     int *tokens = NULL, *targets = NULL, *lens = malloc(N * sizeof(int));
     float *logp = NULL;
