@@ -292,8 +292,9 @@ __global__ void __launch_bounds__(TC_THREADS)
 //   prefix  cascade phase 1: every row of a group against [0, prefix) - the prompt's K/V
 //           read once for the whole group - in chunks;
 //   suffix  cascade phase 2: each row against [prefix, pos + 1), in chunks.
-// The partial forms mask keys past the chunk and write an empty partial (o = 0, lse =
-// -inf: the merge skips it) for a row that sees no key of its chunk. A unit whose indices
+// The partial forms mask keys past the chunk and write an empty partial (lse = -inf
+// alone: the merge skips it) for a row that sees no key of its chunk; a block whose chunk
+// lies past its unit's keys writes only those and leaves. A unit whose indices
 // are inconsistent (seq_lens past its table or below its new rows, a block id outside the
 // pool, more rows than the grid covers) gets NaN rows.
 template <int D, int BC>
