@@ -193,6 +193,11 @@ int kern_swiglu_forward(kern_dtype dt, void *h, const void *gate, const void *up
                         rlvr_err *e);
 int kern_swiglu_backward(kern_dtype dt, void *dgate, void *dup, const void *dh, const void *gate, const void *up,
                          size_t n, void *stream, rlvr_err *e);
+/* The forward from one product of the stacked gate and up weights: h [rows, I] from
+ * gate_up [rows, 2I], row t holding its gate then its up; the same bits as
+ * kern_swiglu_forward on the two halves. */
+int kern_swiglu_forward_stacked(kern_dtype dt, void *h, const void *gate_up, int rows, int I, void *stream,
+                                rlvr_err *e);
 
 /* ---- LM head with log-probabilities (kernels/lmhead.cu) ------------------------------------------ */
 

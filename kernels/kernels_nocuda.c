@@ -131,6 +131,11 @@ int kern_swiglu_forward(kern_dtype dt, void *h, const void *gate, const void *up
     return err_set(e, "built without CUDA");
 }
 
+int kern_swiglu_forward_stacked(kern_dtype dt, void *h, const void *gate_up, int rows, int I, void *stream,
+                                rlvr_err *e) {
+    return err_set(e, "built without CUDA");
+}
+
 int kern_swiglu_backward(kern_dtype dt, void *dgate, void *dup, const void *dh, const void *gate, const void *up,
                          size_t n, void *stream, rlvr_err *e) {
     return err_set(e, "built without CUDA");

@@ -494,11 +494,18 @@ int gm_layer_forward(gpu_model *g, int l, int T, const int *pos, const void *x_i
     /* x_mid = x + attention, then xn2 = rmsnorm(x_mid), in one pass */
     TRY(kern_residual_rmsnorm_forward(dt, s->x_mid, s->xn2, s->rstd2, x_in, tmp, w->post_norm, T, C, eps, g->stream,
                                       e));
-    if (side) TRY(kern_stream_wait(side->stream, g->stream, side->fork, e));
-    TRY(gm_linear(g, bl, s->gate, s->xn2, w->w_gate, NULL, T, C, I, g->stream, e));
-    TRY(gm_linear(g, bl2, s->up, s->xn2, w->w_up, NULL, T, C, I, st2, e));
-    if (side) TRY(kern_stream_wait(g->stream, side->stream, side->join, e));
-    TRY(kern_swiglu_forward(dt, s->h, s->gate, s->up, (size_t)T * I, g->stream, e));
+    if (s->gate_up && (char *)w->w_up == (char *)w->w_gate + (size_t)I * C * g->dsz) {
+        /* the up weights lie right after the gate's (the checkpoint layout): one product of
+         * the stacked [2I, C] matrix, each element the same sum as in its own product */
+        TRY(gm_linear(g, bl, s->gate_up, s->xn2, w->w_gate, NULL, T, C, 2 * I, g->stream, e));
+        TRY(kern_swiglu_forward_stacked(dt, s->h, s->gate_up, T, I, g->stream, e));
+    } else {
+        if (side) TRY(kern_stream_wait(side->stream, g->stream, side->fork, e));
+        TRY(gm_linear(g, bl, s->gate, s->xn2, w->w_gate, NULL, T, C, I, g->stream, e));
+        TRY(gm_linear(g, bl2, s->up, s->xn2, w->w_up, NULL, T, C, I, st2, e));
+        if (side) TRY(kern_stream_wait(g->stream, side->stream, side->join, e));
+        TRY(kern_swiglu_forward(dt, s->h, s->gate, s->up, (size_t)T * I, g->stream, e));
+    }
     if (!x_out) return 0;
     TRY(gm_linear(g, bl, tmp, s->h, w->w_down, NULL, T, I, C, g->stream, e));
     return kern_residual_add(dt, x_out, s->x_mid, tmp, (size_t)T * C, g->stream, e);

@@ -19,6 +19,7 @@ typedef struct gm_slot {
     void *q_raw, *q, *att;      /* [T, H*D] (q_raw: qk_norm) */
     void *k_raw, *k, *v;        /* [T, KV*D] (k_raw: qk_norm) */
     void *gate, *up, *h;        /* [T, I] */
+    void *gate_up;              /* [T, 2I] or NULL: gate and up from one product (forward only) */
 } gm_slot;
 
 /* Device buffers carved from the activation and workspace allocations. */

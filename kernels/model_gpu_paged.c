@@ -104,8 +104,8 @@ static void paged_layout(gpu_paged *p, const model_config *c, kern_dtype dt, bum
     p->k_raw = c->qk_norm ? take(b, T * KVD * ds) : NULL;
     p->v = take(b, T * KVD * ds);
     p->att = take(b, T * HD * ds);
-    p->gate = take(b, T * I * ds);
-    p->up = take(b, T * I * ds);
+    p->gate = take(b, 2 * T * I * ds); /* gate_up [T, 2I]; its halves serve as gate and up otherwise */
+    p->up = p->gate ? (char *)p->gate + T * I * ds : NULL;
     p->h = take(b, T * I * ds);
     p->lse = take(b, T * (size_t)c->heads * sizeof(float));
     const int max_len = p->max_blocks * p->block_size;
@@ -401,7 +401,8 @@ static int forward_launches(gpu_paged *p, const step_idx *x, int max_q, int max_
     TRY(kern_embedding_forward(dt, p->x, g->embed, d + x->tokens, T, C, g->stream, e));
     /* the layer's activations; nothing is kept for a backward (no rstd), xn serves both norms */
     gm_slot acts = {.xn1 = p->xn, .xn2 = p->xn, .x_mid = p->x_mid, .q_raw = p->q_raw, .q = p->q, .k_raw = p->k_raw,
-                    .k = p->k, .v = p->v, .att = p->att, .lse = p->lse, .gate = p->gate, .up = p->up, .h = p->h};
+                    .k = p->k, .v = p->v, .att = p->att, .lse = p->lse, .gate = p->gate, .up = p->up, .h = p->h,
+                    .gate_up = p->gate};
     paged_attend pa = {p, &pb, d + x->slots, d + x->positions, T};
     for (int l = 0; l < c->layers; l++) /* no positions: paged_attention applies RoPE */
         TRY(gm_layer_forward(g, l, T, NULL, p->x, &acts, p->tmp, paged_attention, &pa, &p->side, p->x, e));

@@ -33,6 +33,30 @@ template <typename T> __global__ void swiglu_forward_kernel(T *h, const T *gate,
     for (size_t i = n_vec * V::N + first; i < n; i += stride) store_f(h + i, silu(load_f(gate + i)) * load_f(up + i));
 }
 
+// h [rows, I] from gate_up [rows, 2I] (row t: its gate, then its up), as the kernel above
+// computes each element; vec when I is a whole number of 16-byte vectors and all aligned.
+template <typename T>
+__global__ void swiglu_forward_stacked_kernel(T *h, const T *gate_up, size_t rows, int I, bool vec) {
+    typedef vec16<T> V;
+    const size_t stride = (size_t)gridDim.x * blockDim.x, first = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (vec) {
+        const int per_row = I / V::N;
+        for (size_t i = first; i < rows * per_row; i += stride) {
+            const size_t t = i / per_row, c = i % per_row;
+            const V g = ((const V *)(gate_up + t * 2 * I))[c], u = ((const V *)(gate_up + t * 2 * I + I))[c];
+            V o;
+#pragma unroll
+            for (int j = 0; j < V::N; j++) store_f(&o.v[j], silu(load_f(&g.v[j])) * load_f(&u.v[j]));
+            ((V *)(h + t * I))[c] = o;
+        }
+        return;
+    }
+    for (size_t i = first; i < rows * I; i += stride) {
+        const size_t t = i / I, c = i % I;
+        store_f(h + i, silu(load_f(gate_up + t * 2 * I + c)) * load_f(gate_up + t * 2 * I + I + c));
+    }
+}
+
 // d silu(g) / dg = sig(g) (1 + g (1 - sig(g))).
 __device__ __forceinline__ void swiglu_grad(float d, float g, float u, float *dg, float *du) {
     const float sig = 1.0f / (1.0f + expf(-g));
@@ -79,6 +103,24 @@ extern "C" int kern_swiglu_forward(kern_dtype dt, void *h, const void *gate, con
                                                                                   (const float *)up, n, vec)),
                   (swiglu_forward_kernel<bf16><<<blocks, SWIGLU_THREADS, 0, s>>>((bf16 *)h, (const bf16 *)gate,
                                                                                  (const bf16 *)up, n, vec)));
+    CUDA_CHECK(cudaGetLastError(), e);
+    return 0;
+}
+
+extern "C" int kern_swiglu_forward_stacked(kern_dtype dt, void *h, const void *gate_up, int rows, int I,
+                                           void *stream, rlvr_err *e) {
+    if (rows < 0 || I < 0) return err_set(e, "swiglu_forward_stacked: rows=%d I=%d", rows, I);
+    if (rows == 0 || I == 0) return 0;
+    cudaStream_t s = (cudaStream_t)stream;
+    const void *ptrs[] = {h, gate_up};
+    const int per_vec = dt == KERN_BF16 ? 8 : 4;
+    const bool vec = aligned16(ptrs, 2) && I % per_vec == 0;
+    const unsigned blocks = vec_blocks(dt, (size_t)rows * I);
+    KERN_DISPATCH(dt, e,
+                  (swiglu_forward_stacked_kernel<float><<<blocks, SWIGLU_THREADS, 0, s>>>(
+                      (float *)h, (const float *)gate_up, (size_t)rows, I, vec)),
+                  (swiglu_forward_stacked_kernel<bf16><<<blocks, SWIGLU_THREADS, 0, s>>>(
+                      (bf16 *)h, (const bf16 *)gate_up, (size_t)rows, I, vec)));
     CUDA_CHECK(cudaGetLastError(), e);
     return 0;
 }

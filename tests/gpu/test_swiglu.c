@@ -5,7 +5,9 @@
  * sigmoid's tails are exercised. Tolerance: 2e-6 relative to the magnitudes behind each
  * output (CUDA's expf and glibc's differ by an ulp or two; near the zero of
  * 1 + g (1 - sig) relative error is unbounded, hence the magnitude), plus the 2^-8
- * rounding of bf16 outputs. */
+ * rounding of bf16 outputs. The stacked form (kern_swiglu_forward_stacked: gate and up
+ * side by side in one [rows, 2I] product, the rollout engine's) must give
+ * kern_swiglu_forward's bits on the halves, with I a whole number of vectors or not. */
 #include "cpu_ops.h"
 #include "gpu_test.h"
 #include "rng.h"
@@ -64,13 +66,48 @@ static void check_swiglu(kern_dtype dt, size_t n, int shift) {
     free(got_h), free(got_dg), free(got_du);
 }
 
+/* kern_swiglu_forward_stacked on [rows, 2I] against kern_swiglu_forward on the two halves
+ * copied apart, bit for bit. */
+static void check_stacked(kern_dtype dt, int rows, int I) {
+    rlvr_err e = {{0}};
+    const size_t n = (size_t)rows * I;
+    rng_stream r;
+    rng_stream_init(&r, 67, n + (uint64_t)dt);
+    float *gu = malloc(2 * n * 4), *g = malloc(n * 4), *u = malloc(n * 4);
+    for (size_t i = 0; i < 2 * n; i++) gu[i] = 4.0f * rng_stream_normal(&r);
+    gpu_round_to(dt, gu, 2 * n);
+    for (int t = 0; t < rows; t++)
+        for (int c = 0; c < I; c++) g[(size_t)t * I + c] = gu[(size_t)t * 2 * I + c], u[(size_t)t * I + c] = gu[(size_t)t * 2 * I + I + c];
+    void *d_gu = gpu_upload(dt, gu, 2 * n), *d_g = gpu_upload(dt, g, n), *d_u = gpu_upload(dt, u, n);
+    void *d_h1 = gpu_upload(dt, g, n), *d_h2 = gpu_upload(dt, u, n); /* poisoned */
+    CHECK(kern_swiglu_forward(dt, d_h1, d_g, d_u, n, NULL, &e) == 0, "%s", e.msg);
+    CHECK(kern_swiglu_forward_stacked(dt, d_h2, d_gu, rows, I, NULL, &e) == 0, "%s", e.msg);
+    float *h1 = malloc(n * 4), *h2 = malloc(n * 4);
+    gpu_download(dt, h1, d_h1, n);
+    gpu_download(dt, h2, d_h2, n);
+    CHECK(!memcmp(h1, h2, n * 4), "swiglu stacked %s rows=%d I=%d: differs from the halves'", gpu_dtype_name(dt), rows,
+          I);
+    printf("swiglu stacked %s rows=%-3d I=%-5d: bit for bit the halves'\n", gpu_dtype_name(dt), rows, I);
+    kern_free(d_gu), kern_free(d_g), kern_free(d_u), kern_free(d_h1), kern_free(d_h2);
+    free(gu), free(g), free(u), free(h1), free(h2);
+}
+
 int main(void) {
     gpu_test_require_device();
     const size_t sizes[] = {1, 31, 257, 77 * 4864, (size_t)65535 * 256 + 1001};
+    const char *short_env = getenv("RLVR_GPU_TEST_SHORT"); /* the emulation: not the grid's cap */
+    const size_t n_sizes = sizeof sizes / sizeof sizes[0] - (short_env && strcmp(short_env, "1") == 0);
     for (int dt = 0; dt < 2; dt++)
-        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        for (size_t i = 0; i < n_sizes; i++) {
             check_swiglu((kern_dtype)dt, sizes[i], 0);
             check_swiglu((kern_dtype)dt, sizes[i], 1); /* misaligned operands */
         }
+    for (int dt = 0; dt < 2; dt++) {
+        check_stacked((kern_dtype)dt, 37, 4864); /* Qwen2.5-0.5B's MLP: whole vectors */
+        check_stacked((kern_dtype)dt, 5, 13);    /* element by element */
+        check_stacked((kern_dtype)dt, 1, 1);
+    }
+    rlvr_err e = {{0}};
+    CHECK(kern_swiglu_forward_stacked(KERN_F32, NULL, NULL, -1, 4, NULL, &e) == -1, "stacked: rows -1 accepted");
     return gpu_test_finish();
 }

@@ -19,7 +19,7 @@
 #include "safetensors.h"
 #include "sampling.h"
 
-/* The attention, paged attention, sampling, batch-invariant product and RoPE launchers are weak:
+/* The attention, paged attention, sampling, batch-invariant product, RoPE and SwiGLU launchers are weak:
  * the scripts of tests/gpu/emu link the real kernels (the .cu files compiled for the host,
  * on fibers) over them. */
 #define REPLACEABLE __attribute__((weak))
@@ -268,6 +268,7 @@ int kern_rope_backward(kern_dtype dt, void *dx, const float *inv_freq, const int
     return 0;
 }
 
+REPLACEABLE
 int kern_swiglu_forward(kern_dtype dt, void *h, const void *gate, const void *up, size_t n, void *stream,
                         rlvr_err *e) {
     float *fh = view(dt, h, n, 0), *g = view(dt, gate, n, 1), *u = view(dt, up, n, 1);
@@ -278,6 +279,19 @@ int kern_swiglu_forward(kern_dtype dt, void *h, const void *gate, const void *up
     return 0;
 }
 
+REPLACEABLE
+int kern_swiglu_forward_stacked(kern_dtype dt, void *h, const void *gate_up, int rows, int I, void *stream,
+                                rlvr_err *e) {
+    const size_t n = (size_t)rows * I;
+    float *fh = view(dt, h, n, 0), *gu = view(dt, gate_up, 2 * n, 1);
+    for (int t = 0; t < rows; t++)
+        swiglu_forward(fh + (size_t)t * I, gu + (size_t)t * 2 * I, gu + (size_t)t * 2 * I + I, (size_t)I);
+    done(dt, h, fh, n, 1);
+    done(dt, (void *)gate_up, gu, 2 * n, 0);
+    return 0;
+}
+
+REPLACEABLE
 int kern_swiglu_backward(kern_dtype dt, void *dgate, void *dup, const void *dh, const void *gate, const void *up,
                          size_t n, void *stream, rlvr_err *e) {
     float *dg = view(dt, dgate, n, 0), *du = view(dt, dup, n, 0), *d = view(dt, dh, n, 1), *g = view(dt, gate, n, 1),
