@@ -495,8 +495,9 @@ int gm_layer_forward(gpu_model *g, int l, int T, const int *pos, const void *x_i
     TRY(kern_residual_rmsnorm_forward(dt, s->x_mid, s->xn2, s->rstd2, x_in, tmp, w->post_norm, T, C, eps, g->stream,
                                       e));
     if (s->gate_up && (char *)w->w_up == (char *)w->w_gate + (size_t)I * C * g->dsz) {
-        /* the up weights lie right after the gate's (the checkpoint layout): one product of
-         * the stacked [2I, C] matrix, each element the same sum as in its own product */
+        /* the up weights lie right after the gate's (the parameter layout): one product of
+         * the stacked [2I, C] matrix (batch-invariant: each element the same sum as in its
+         * own product) */
         TRY(gm_linear(g, bl, s->gate_up, s->xn2, w->w_gate, NULL, T, C, 2 * I, g->stream, e));
         TRY(kern_swiglu_forward_stacked(dt, s->h, s->gate_up, T, I, g->stream, e));
     } else {
