@@ -346,11 +346,14 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_paged_kernel(const tc_page
     const int r_lo = u.r_lo, r_hi = u.r_hi, pos0 = u.pos0, *table = u.table;
     int lo = u.lo, hi = u.hi;
     bool bad = u.bad;
+    const int n_new = r_hi - r_lo;
     if (FORM != TC_PAGED_EXACT) { // the launcher keeps these in int
+        // keys the chunks do not reach (the unit's prefix, or its positions, past them)
+        const int reach = FORM == TC_PAGED_PREFIX ? hi : pos0 + n_new;
+        bad = bad || reach > (long long)lo + (long long)p.n_chunks * p.split_len;
         lo += chunk * p.split_len;
         hi = min(hi, lo + p.split_len);
     }
-    const int n_new = r_hi - r_lo;
     bad = bad || n_new > row_blocks * TC_WARPS * pt; // rows no block covers (the last block NaNs them)
     if (tok0 >= n_new) return;                       // the whole block leaves together
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -423,6 +426,7 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_paged_kernel(const tc_page
     }
     bad = __syncthreads_or(bad || bad_ids); // the same answer in every thread
     if (bad) { // NaN into the block's rows (the last row block's reach to the unit's last row)
+        cp_async_wait<0>(); // Q's copy (and no tile: kend = lo) is done before the block leaves
         const int end = blockIdx.x % row_blocks == row_blocks - 1 ? n_new : min(n_new, tok0 + TC_WARPS * pt);
         for (int i = threadIdx.x; i < (end - tok0) * group * D; i += TC_THREADS) {
             const int d = i % D, j = i / D % group, tok = tok0 + i / D / group;

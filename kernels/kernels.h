@@ -326,8 +326,10 @@ int kern_paged_attention_forward(kern_dtype dt, void *out, float *lse, const voi
 
 /* The same, split-KV ("flash decoding") for long contexts: each row's keys cut into chunks
  * of split_len positions from 0, one thread block per (chunk, sequence, kv head, row
- * tile) writing a partial result to scratch, then the partials merged in chunk order as
- * attention_merge does (in double). The split is fixed, so results stay batch-invariant.
+ * tile) writing a partial result to scratch, then the partials merged in chunk order (fp32,
+ * each part weighted by exp(lse - max lse)). The split is fixed, so results stay
+ * batch-invariant; a sequence longer than the chunks reach (at least max_seq_len) gets NaN
+ * rows, never a sum over part of its keys.
  * bf16 with D 64 or 128, H / KV <= 16 and 16-byte aligned tensors runs on the tensor
  * cores (P rounded to bf16, as FlashAttention does), in chunks of split_len rounded up to
  * 64 positions. scratch: kern_paged_attention_split_scratch(..) bytes of device memory.

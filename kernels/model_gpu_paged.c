@@ -46,6 +46,7 @@ struct gpu_paged {
     int trash;          /* the block past the pool that padding rows use: n_blocks */
     int split_len;      /* attention chunk length */
     int cascade;        /* attention is cascade on the tensor cores (bf16, not batch-invariant) */
+    int exact;          /* attention in the training attention's order (batch-invariant): no scratch */
     int max_group_rows; /* the staged step's most rows in one group */
     size_t layer_elems; /* one layer's pool, K or V: (n_blocks + 1) * block_size * KV * D */
     void *pool;         /* K of every layer, then V of every layer */
@@ -104,15 +105,18 @@ static void paged_layout(gpu_paged *p, const model_config *c, kern_dtype dt, bum
     p->k_raw = c->qk_norm ? take(b, T * KVD * ds) : NULL;
     p->v = take(b, T * KVD * ds);
     p->att = take(b, T * HD * ds);
-    p->gate = take(b, 2 * T * I * ds); /* gate_up [T, 2I]; its halves serve as gate and up otherwise */
-    p->up = p->gate ? (char *)p->gate + T * I * ds : NULL;
+    /* gate_up [T, 2I]; otherwise its two aligned halves serve as gate and up */
+    const size_t half = (T * I * ds + 255) & ~(size_t)255;
+    p->gate = take(b, 2 * half);
+    p->up = p->gate ? (char *)p->gate + half : NULL;
     p->h = take(b, T * I * ds);
     p->lse = take(b, T * (size_t)c->heads * sizeof(float));
     const int max_len = p->max_blocks * p->block_size;
-    p->split_scratch = take(b, p->cascade ? kern_cascade_attention_scratch(p->max_tokens, c->heads, c->head_dim,
-                                                                           max_len, p->split_len)
-                                          : kern_paged_attention_split_scratch(p->max_tokens, c->heads, c->head_dim,
-                                                                               max_len, p->split_len));
+    p->split_scratch = take(b, p->exact     ? 0
+                               : p->cascade ? kern_cascade_attention_scratch(p->max_tokens, c->heads, c->head_dim,
+                                                                             max_len, p->split_len)
+                                            : kern_paged_attention_split_scratch(p->max_tokens, c->heads,
+                                                                                 c->head_dim, max_len, p->split_len));
     p->rows = take(b, R * C * ds);
     p->rows_n = take(b, R * C * ds);
     p->logits = take(b, R * (size_t)c->vocab * sizeof(float));
@@ -196,7 +200,7 @@ gpu_paged *gpu_paged_new(gpu_model *g, int n_blocks, int block_size, int max_tok
     *p = (gpu_paged){.g = g, .n_blocks = n_blocks, .block_size = block_size, .max_tokens = max_tokens,
                      .max_seqs = max_seqs, .max_blocks = max_blocks, .max_draws = max_draws, .trash = n_blocks,
                      .split_len = split_len_for(max_blocks * block_size), .use_graphs = kern_graphs_supported(),
-                     .cascade = cascade_for(c, g->o.dtype, g->o.invariant)};
+                     .cascade = cascade_for(c, g->o.dtype, g->o.invariant), .exact = g->o.invariant};
     p->layer_elems = (size_t)(n_blocks + 1) * block_size * c->kv_heads * c->head_dim;
     p->n_bb = ceil_log2(max_seqs) + 1;
     p->n_wb = ceil_log2(max_blocks) + 1;

@@ -541,9 +541,9 @@ extern "C" int kern_paged_attention_forward(kern_dtype dt, void *out, float *lse
 
 // The tensor-core kernels (attention_tc.cu) take bf16 with D 64 or 128, H / KV <= 16 and
 // 16-byte aligned tensors.
-static bool tc_eligible(kern_dtype dt, const pa_params *p) {
-    const void *ptrs[] = {p->out, p->q, p->k_cache, p->v_cache};
-    return dt == KERN_BF16 && p->group <= 16 && attn_tc_supported(p->D, ptrs, 4);
+static bool tc_eligible(kern_dtype dt, const pa_params *p, const void *scratch) {
+    const void *ptrs[] = {p->out, p->q, p->k_cache, p->v_cache, scratch ? scratch : p->out};
+    return dt == KERN_BF16 && p->group <= 16 && attn_tc_supported(p->D, ptrs, 5);
 }
 
 static tc_paged tc_of(const pa_params *p, const kern_paged_batch *b, int form) {
@@ -565,7 +565,7 @@ extern "C" int kern_paged_attention_tc_forward(void *out, float *lse, const void
     pa_params p;
     if (check_attention(fn, KERN_BF16, out, lse, q, k_cache, v_cache, b, n_blocks, block_size, H, KV, D, &p, e))
         return -1;
-    if (!tc_eligible(KERN_BF16, &p))
+    if (!tc_eligible(KERN_BF16, &p, NULL))
         return err_set(e, "%s: needs H / KV <= 16 (got %d), D 64 or 128 (got %d) and 16-byte aligned tensors", fn,
                        H / KV, D);
     const tc_paged t = tc_of(&p, b, TC_PAGED_EXACT);
@@ -611,9 +611,12 @@ extern "C" int kern_paged_attention_split_forward(kern_dtype dt, void *out, floa
     const size_t TH = (size_t)b->T * H;
     float *part_out = (float *)scratch, *part_lse = part_out + (size_t)n_chunks * TH * D;
     cudaStream_t s = (cudaStream_t)stream;
-    if (tc_eligible(dt, &p)) {
+    if (tc_eligible(dt, &p, scratch)) {
         int len;
         const long long n = tc_chunks(b->max_seq_len, split_len, &len);
+        if (!n)
+            return err_set(e, "paged_attention_split_forward: max_seq_len %d with split_len %d rounded up to whole "
+                           "key tiles (at most 65535 chunks, in int)", b->max_seq_len, split_len);
         tc_paged t = tc_of(&p, b, TC_PAGED_SPLIT);
         t.part_out = part_out, t.part_lse = part_out + (size_t)n * TH * D;
         t.split_len = len, t.n_chunks = (int)n;
@@ -649,12 +652,13 @@ extern "C" int kern_cascade_attention_forward(kern_dtype dt, void *out, float *l
     if (!scratch) return err_set(e, "%s: NULL scratch", fn);
     const size_t TH = (size_t)b->T * H;
     cudaStream_t s = (cudaStream_t)stream;
-    if (tc_eligible(dt, &p)) {
+    if (tc_eligible(dt, &p, scratch)) {
         int len;
         const long long n = tc_chunks(b->max_seq_len, split_len, &len);
-        if (!n)
-            return err_set(e, "%s: max_seq_len %d with split_len %d (both >= 1, at most 65535 chunks)", fn,
-                           b->max_seq_len, split_len);
+        // phase 2's chunks start at a prefix: every chunk's end, prefix included, in int
+        if (!n || ((long long)b->max_blocks * block_size + n * len > INT_MAX))
+            return err_set(e, "%s: max_seq_len %d with split_len %d (both >= 1, at most 65535 chunks, the table's "
+                           "positions plus the chunks' in int)", fn, b->max_seq_len, split_len);
         // phase 1: parts 0 .. n - 1, each group's rows against chunks of its prefix; phase 2:
         // parts n .. 2n - 1, each row against chunks of its positions past the prefix
         tc_paged t = tc_of(&p, b, TC_PAGED_PREFIX);

@@ -262,9 +262,10 @@ static void run_gpu(kern_dtype dt, const scene *s, form f, int split_len, float 
 /* One form on one scene against its twin, run twice (bit for bit the same). */
 /* bf16 with D = 64 or 128 runs on the tensor cores with P rounded to bf16 (as
  * FlashAttention does): 2^-8 of sum_j p_j |v_j| more. That sum is the CPU twin's output
- * with |v| for v: returned for bf16 (NULL for fp32, whose kernels are not on tensor cores). */
+ * with |v| for v: returned where the tensor cores take the form (bf16, D 64 or 128, H / KV
+ * <= 16, not the plain form), else NULL: the CUDA-core kernels keep fp32's bound. */
 static float *magnitudes(kern_dtype dt, const scene *s, form f, int split_len) {
-    if (dt != KERN_BF16) return NULL;
+    if (dt != KERN_BF16 || f == FORM_PLAIN || (s->D != 64 && s->D != 128) || s->H / s->KV > 16) return NULL;
     const size_t pool = (size_t)s->n_blocks * s->bs * s->KV * s->D, nl = (size_t)s->T * s->H;
     scene a = *s;
     a.v = malloc(pool * sizeof(float));
@@ -548,7 +549,7 @@ static void check_bad_indices(kern_dtype dt) {
         float *want = malloc(nq * sizeof(float)), *want_lse = malloc(nl * sizeof(float));
         float *got = malloc(nq * sizeof(float)), *got_lse = malloc(nl * sizeof(float));
         run_cpu(&s, FORM_PLAIN, 0, want, want_lse);
-        float *mag = magnitudes(dt, &s, FORM_PLAIN, 0);
+        float *mag = magnitudes(dt, &s, c == 1 ? FORM_SPLIT : FORM_PLAIN, 16);
         const char *what = c == 2 ? "max_q below a sequence's rows" : "a block id past the pool";
         if (c == 2) s.max_q = 2;
         else s.tables[(size_t)1 * s.max_blocks + 1] = s.n_blocks + 3;
