@@ -24,7 +24,8 @@ cmake -S "$SRC0" -B "$B0" -G Ninja -DCMAKE_PREFIX_PATH="$PWD/.deps/usr" -DRLVR_B
 cmake --build "$B0" --target bench_paged_attention bench_engine_gpu > "$LOGS/build_base.log" 2>&1 &
 base_build=$!
 gpu_build bench_paged_attention bench/bench_paged_attention
-cmake --build "$B" --target bench_engine_gpu > "$LOGS/build_engine.log" 2>&1 || { tail -40 "$LOGS/build_engine.log"; exit 1; }
+cmake --build "$B" --target bench_engine_gpu > "$LOGS/build_engine.log" 2>&1 ||
+    { tail -40 "$LOGS/build_engine.log"; exit 1; }
 wait $base_build || { tail -40 "$LOGS/build_base.log"; exit 1; }
 R="$LOGS/decode_ab.log"
 : > "$R"

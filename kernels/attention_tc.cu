@@ -451,8 +451,8 @@ __global__ void __launch_bounds__(TC_THREADS) attn_tc_paged_kernel(const tc_page
             tc_store_row<NO>(o[0], m[0][half], l[0][half], half, mine ? p.out + at * D : NULL, p.lse + at);
         } else {
             const bool empty = n_tiles == 0 || (causal && (half ? pos_b : pos_a) < lo);
-            tc_store_part<NO>(o[0], m[0][half], l[0][half], half, mine ? p.part_out + ((size_t)part * TH + at) * D : NULL,
-                              p.part_lse + (size_t)part * TH + at, empty);
+            float *dst = mine ? p.part_out + ((size_t)part * TH + at) * D : NULL;
+            tc_store_part<NO>(o[0], m[0][half], l[0][half], half, dst, p.part_lse + (size_t)part * TH + at, empty);
         }
     }
 }

@@ -11,18 +11,20 @@
 // (p & (block_size - 1)). Query rows q [T, H, D]; query head h reads kv head
 // h / (H / KV) in place.
 //
-// One attention kernel serves every form. A thread block owns one kv head g, a set of
-// query rows that read the same block table (a tile of one sequence's new rows, or in
-// cascade phase 1 a tile of a group's rows), all H / KV query heads of g for each row
-// ("slots", up to 64: 8 warps x SPW), and one key range per row: [lo, hi_r). It walks the
-// keys in tiles of 32 positions from lo: the tile's K and V rows are gathered through the
-// block table into shared memory as fp32 (16-byte loads where the rows allow it), each
-// warp then takes its slots one at a time with one key per lane (a whole fp32 dot
-// product in a fixed order), folds the 32 scores into an online softmax (warp max, warp
-// sum) and adds p_j v_j over the head dimension spread across the lanes. Every K/V row is
-// read once per kv head per thread block, and a slot's arithmetic does not depend on
-// which other slots, rows or sequences share the launch: the results are batch-invariant
-// and repeat bit for bit. Forms differ only in the key ranges and in where results go:
+// On the CUDA cores one kernel serves every form (bf16 with heads of 64 or 128 and H / KV
+// <= 16 goes to the tensor-core kernels of attention_tc.cu instead, except the plain
+// form). A thread block owns one kv head g, a set of query rows that read the same block
+// table (a tile of one sequence's new rows, or in cascade phase 1 a tile of a group's
+// rows), all H / KV query heads of g for each row ("slots", up to 64: 8 warps x SPW), and
+// one key range per row: [lo, hi_r). It walks the keys in tiles of 32 positions from lo:
+// the tile's K and V rows are gathered through the block table into shared memory as fp32
+// (16-byte loads where the rows allow it), each warp then takes its slots one at a time
+// with one key per lane (a whole fp32 dot product in a fixed order), folds the 32 scores
+// into an online softmax (warp max, warp sum) and adds p_j v_j over the head dimension
+// spread across the lanes. Every K/V row is read once per kv head per thread block, and a
+// slot's arithmetic does not depend on which other slots, rows or sequences share the
+// launch: the results are batch-invariant and repeat bit for bit. Forms differ only in the
+// key ranges and in where results go:
 //   plain     [0, pos + 1), written as out (dtype) and lse;
 //   split     [c * split_len, min((c + 1) * split_len, pos + 1)) for chunk c = blockIdx.z,
 //             a partial (fp32 out, lse) per chunk, merged in chunk order;
@@ -32,13 +34,12 @@
 // empty range writes lse = -inf, which the merge skips (attention_merge's rule), so
 // unused chunks of short rows cost nothing and change nothing.
 //
-// Speed (an estimate: not yet measured). Decode reads each K/V row from device memory
-// once per kv head, but each of the H / KV warps of a thread block reads the whole tile
-// again from shared memory, so with 7 query heads a kv head shared-memory bandwidth, not
-// HBM, is the likely bound (roughly a third of an H100's HBM rate). The next steps are a
-// warp that scores all of a row's heads per K read (keys split across warps, the warps'
-// partials merged in a fixed order), bf16 tiles in shared memory, and cp.async double
-// buffering; bench/bench_paged_attention measures a decode step.
+// Speed (H100, 2026-12-07, docs/benchmarks.md): the split form's decode took 29.7 us a
+// layer at batch 64 for 17 MB of K/V (5.7 us at copy bandwidth), and its merge 11.5 us:
+// each of the H / KV warps of a block reads the whole tile again from shared memory, and
+// the gather waits on the table and then the rows once a tile. That is why bf16 decode
+// now runs on the tensor cores (all of a kv head's query heads in one mma tile, cp.async
+// double buffering), whose speed has not been measured yet.
 //
 // Indices come from the host's bookkeeping; a thread block that finds its sequence's
 // indices inconsistent (a block id outside the pool, more positions than its table, more
@@ -289,8 +290,8 @@ __global__ void __launch_bounds__(PA_THREADS, SPW == 1 ? 3 : 1) paged_attention_
 //
 // out, lse of each of `rows` (row, head) pairs from n_parts partials: with M the largest
 // part lse and w_p = exp(lse_p - M), out = sum_p w_p o_p / sum_p w_p and lse = M + log of
-// that sum, both summed in part order; a part with lse = -inf weighs nothing and is not read (a NaN
-// lse makes the row NaN). One warp per row: the lanes read 32 parts' lse at once, then
+// that sum, both summed in part order; a part with lse = -inf weighs nothing and is not
+// read (a NaN lse makes the row NaN). One warp per row: the lanes read 32 parts' lse at once, then
 // the weighted rows, the head dimension across the lanes, with no load waiting on
 // another. (CPU twin: attention_merge, which merges pairwise in double: equal to fp32
 // rounding.)

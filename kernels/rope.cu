@@ -53,11 +53,11 @@ __global__ void rope_kv_write_kernel(T *q, const T *k, const T *v, T *k_cache, T
     T *kdst = k_cache + (size_t)(keep ? slot : 0) * KV * D, *vdst = v_cache + (size_t)(keep ? slot : 0) * KV * D;
     for (int j = threadIdx.x; j < (H + KV) * half; j += blockDim.x) {
         const int h = j / half, i = j % half;
+        if (h >= H && !keep) continue; // a k row kept nowhere
         float c, s;
         sincosf(p * inv_freq[i], &s, &c);
         const T *src = h < H ? qrow + (size_t)h * D : krow + (size_t)(h - H) * D;
         T *dst = h < H ? qrow + (size_t)h * D : kdst + (size_t)(h - H) * D;
-        if (h >= H && !keep) continue;
         float y1, y2;
         rope_turn(load_f(src + i), load_f(src + i + half), c, s, &y1, &y2);
         store_f(dst + i, y1);
@@ -95,12 +95,12 @@ extern "C" int kern_rope_kv_write(kern_dtype dt, void *q, const void *k, const v
     cudaStream_t s = (cudaStream_t)stream;
     const int n_slots = n_blocks * block_size;
     KERN_DISPATCH(dt, e,
-                  (rope_kv_write_kernel<float><<<T, ROPE_THREADS, 0, s>>>((float *)q, (const float *)k, (const float *)v,
-                                                                          (float *)k_cache, (float *)v_cache, inv_freq,
-                                                                          pos, slot_mapping, H, KV, D, n_slots)),
-                  (rope_kv_write_kernel<bf16><<<T, ROPE_THREADS, 0, s>>>((bf16 *)q, (const bf16 *)k, (const bf16 *)v,
-                                                                         (bf16 *)k_cache, (bf16 *)v_cache, inv_freq,
-                                                                         pos, slot_mapping, H, KV, D, n_slots)));
+                  (rope_kv_write_kernel<float><<<T, ROPE_THREADS, 0, s>>>(
+                      (float *)q, (const float *)k, (const float *)v, (float *)k_cache, (float *)v_cache, inv_freq,
+                      pos, slot_mapping, H, KV, D, n_slots)),
+                  (rope_kv_write_kernel<bf16><<<T, ROPE_THREADS, 0, s>>>(
+                      (bf16 *)q, (const bf16 *)k, (const bf16 *)v, (bf16 *)k_cache, (bf16 *)v_cache, inv_freq, pos,
+                      slot_mapping, H, KV, D, n_slots)));
     CUDA_CHECK(cudaGetLastError(), e);
     return 0;
 }

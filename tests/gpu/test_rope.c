@@ -93,7 +93,8 @@ static void check_rope_kv_write(kern_dtype dt, int T, int H, int KV, int D) {
     /* the separate launches */
     CHECK(kern_rope_forward(dt, q1, d_freq, d_pos, T, H, D, NULL, &e) == 0 &&
               kern_rope_forward(dt, k1, d_freq, d_pos, T, KV, D, NULL, &e) == 0 &&
-              kern_kv_write(dt, kc1, vc1, k1, v, (size_t)KV * D, d_slots, T, (int)n_blocks, (int)bs, KV, D, NULL, &e) == 0,
+              kern_kv_write(dt, kc1, vc1, k1, v, (size_t)KV * D, d_slots, T, (int)n_blocks, (int)bs, KV, D, NULL,
+                            &e) == 0,
           "%s", e.msg);
     /* the fused one */
     CHECK(kern_rope_kv_write(dt, q2, k2, v, kc2, vc2, d_freq, d_pos, d_slots, T, H, KV, D, (int)n_blocks, (int)bs,
@@ -136,7 +137,8 @@ int main(void) {
     }
     rlvr_err e = {{0}};
     CHECK(kern_rope_forward(KERN_F32, NULL, NULL, NULL, 4, 2, 7, NULL, &e) == -1, "odd D accepted");
-    CHECK(kern_rope_kv_write(KERN_F32, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 4, 2, 1, 7, 8, 16, NULL, &e) == -1,
+    CHECK(kern_rope_kv_write(KERN_F32, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 4, 2, 1, 7, 8, 16, NULL,
+                             &e) == -1,
           "rope_kv_write: odd D accepted");
     return gpu_test_finish();
 }

@@ -77,7 +77,8 @@ static void check_stacked(kern_dtype dt, int rows, int I) {
     for (size_t i = 0; i < 2 * n; i++) gu[i] = 4.0f * rng_stream_normal(&r);
     gpu_round_to(dt, gu, 2 * n);
     for (int t = 0; t < rows; t++)
-        for (int c = 0; c < I; c++) g[(size_t)t * I + c] = gu[(size_t)t * 2 * I + c], u[(size_t)t * I + c] = gu[(size_t)t * 2 * I + I + c];
+        for (int c = 0; c < I; c++)
+            g[(size_t)t * I + c] = gu[(size_t)t * 2 * I + c], u[(size_t)t * I + c] = gu[(size_t)t * 2 * I + I + c];
     void *d_gu = gpu_upload(dt, gu, 2 * n), *d_g = gpu_upload(dt, g, n), *d_u = gpu_upload(dt, u, n);
     void *d_h1 = gpu_upload(dt, g, n), *d_h2 = gpu_upload(dt, u, n); /* poisoned */
     CHECK(kern_swiglu_forward(dt, d_h1, d_g, d_u, n, NULL, &e) == 0, "%s", e.msg);
